@@ -1,0 +1,80 @@
+-- Databricks notebook source
+-- MAGIC %md
+-- MAGIC # Profit report
+-- MAGIC
+-- MAGIC The four profit aggregates over the gold table `profit_aggregate`: by year; by year and product category;
+-- MAGIC by customer; by customer and year. Each is also created as a view in the gold schema so analysts, Databricks SQL
+-- MAGIC dashboards and BI tools (Power BI, Tableau through a SQL warehouse) query the same definition.
+-- MAGIC
+-- MAGIC This file is the single source of the report queries: the job runs it on Databricks and `ecom report` runs it
+-- MAGIC cell by cell on local Spark. Parameters: `catalog`, `gold_schema`.
+
+-- COMMAND ----------
+
+CREATE WIDGET TEXT catalog DEFAULT 'main';
+CREATE WIDGET TEXT gold_schema DEFAULT 'ecom_gold';
+
+-- COMMAND ----------
+
+-- Views store the schema they were created in, so their bodies can name gold tables relative to it.
+USE IDENTIFIER(:catalog || '.' || :gold_schema);
+
+-- COMMAND ----------
+
+-- MAGIC %md
+-- MAGIC ## Profit by year
+
+-- COMMAND ----------
+
+CREATE OR REPLACE VIEW profit_by_year
+COMMENT 'Total profit (USD, DECIMAL) per order year.'
+AS SELECT year, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
+FROM profit_aggregate
+GROUP BY year;
+
+SELECT year, profit FROM profit_by_year ORDER BY year;
+
+-- COMMAND ----------
+
+-- MAGIC %md
+-- MAGIC ## Profit by year and product category
+
+-- COMMAND ----------
+
+CREATE OR REPLACE VIEW profit_by_year_category
+COMMENT 'Total profit (USD, DECIMAL) per order year and product category.'
+AS SELECT year, category, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
+FROM profit_aggregate
+GROUP BY year, category;
+
+SELECT year, category, profit FROM profit_by_year_category ORDER BY year, category;
+
+-- COMMAND ----------
+
+-- MAGIC %md
+-- MAGIC ## Profit by customer
+
+-- COMMAND ----------
+
+CREATE OR REPLACE VIEW profit_by_customer
+COMMENT 'Total profit (USD, DECIMAL) per customer, all years.'
+AS SELECT customer_id, customer_name, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
+FROM profit_aggregate
+GROUP BY customer_id, customer_name;
+
+SELECT customer_id, customer_name, profit FROM profit_by_customer ORDER BY profit DESC, customer_id;
+
+-- COMMAND ----------
+
+-- MAGIC %md
+-- MAGIC ## Profit by customer and year
+
+-- COMMAND ----------
+
+CREATE OR REPLACE VIEW profit_by_customer_year
+COMMENT 'Total profit (USD, DECIMAL) per customer and order year.'
+AS SELECT customer_id, customer_name, year, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
+FROM profit_aggregate
+GROUP BY customer_id, customer_name, year;
+
+SELECT customer_id, customer_name, year, profit FROM profit_by_customer_year ORDER BY customer_id, year;

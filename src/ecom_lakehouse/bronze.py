@@ -1,0 +1,69 @@
+"""Bronze: the sources as they came, with Delta-safe column names and ingestion metadata.
+
+Column names are made Delta-safe one way only, :func:`to_delta_safe_name`: lower case, every run of characters
+other than letters and digits becomes one underscore, no leading or trailing underscore
+(``Row ID`` -> ``row_id``, ``Sub-Category`` -> ``sub_category``, ``Price per product`` -> ``price_per_product``).
+Columns that start with ``_`` are pipeline metadata and keep their name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+INGESTED_AT = "_ingested_at"
+RUN_ID = "_run_id"
+
+
+def to_delta_safe_name(name: str) -> str:
+    """The Delta-safe snake_case form of a source column name.
+
+    Args:
+        name: the column name as it appears in the source.
+
+    Returns:
+        The name in lower snake_case.
+    """
+    if name.startswith("_"):
+        return name
+    safe = _NOT_ALNUM.sub("_", name.strip().lower()).strip("_")
+    if not safe:
+        raise ValueError(f"column name {name!r} has no letters or digits")
+    return safe
+
+
+def with_delta_safe_columns(df: DataFrame) -> DataFrame:
+    """Rename every column with :func:`to_delta_safe_name`, refusing names that would collide."""
+    renamed = [to_delta_safe_name(c) for c in df.columns]
+    clashes = {n for n in renamed if renamed.count(n) > 1}
+    if clashes:
+        raise ValueError(f"source columns collide after renaming: {sorted(clashes)} from {df.columns}")
+    return df.toDF(*renamed)
+
+
+def with_ingestion_metadata(run_id: str, ingested_at: datetime) -> Callable[[DataFrame], DataFrame]:
+    """Curried transform adding ``_run_id`` and ``_ingested_at`` (``_source_file`` comes from the reader).
+
+    Args:
+        run_id: identifier of the pipeline run that ingested the rows.
+        ingested_at: ingestion time (UTC).
+
+    Returns:
+        A ``DataFrame -> DataFrame`` function for ``df.transform``.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.withColumn(INGESTED_AT, F.lit(ingested_at).cast("timestamp")).withColumn(RUN_ID, F.lit(run_id))
+
+    return transform
+
+
+def to_bronze(df: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Raw source rows -> bronze rows: safe column names plus ingestion metadata."""
+    return df.transform(with_delta_safe_columns).transform(with_ingestion_metadata(run_id, ingested_at))

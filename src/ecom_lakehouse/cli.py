@@ -1,0 +1,180 @@
+"""The ``ecom`` command line: run the pipeline locally, report, query, generate data, run notebooks, upload."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ecom_lakehouse.errors import EcomError
+
+log = logging.getLogger("ecom_lakehouse")
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+DEFAULT_LAKEHOUSE = "lakehouse"
+
+
+def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool = False):
+    from ecom_lakehouse.config import load_config
+    from ecom_lakehouse.report import create_report_views
+    from ecom_lakehouse.spark import get_spark
+    from ecom_lakehouse.storage import Lakehouse
+
+    root = Path(lakehouse_dir).resolve()
+    if not create and not root.is_dir():
+        raise EcomError(f"{root}: no lakehouse here; run `ecom run` first or pass --lakehouse DIR")
+    started = time.perf_counter()
+    spark = get_spark(with_s3=with_s3)
+    spark.sparkContext.setLogLevel("ERROR")
+    log.info("spark %s ready in %.1f s", spark.version, time.perf_counter() - started)
+    lakehouse = Lakehouse(spark, load_config(), root)
+    lakehouse.register_existing()
+    if lakehouse.exists("gold", "profit"):
+        create_report_views(spark, lakehouse.config)
+    return lakehouse
+
+
+def _print_report(lakehouse, fmt: str) -> None:
+    from ecom_lakehouse.report import RENDERERS, run_report
+
+    if not lakehouse.exists("gold", "profit"):
+        raise EcomError(f"{lakehouse.config.table('gold', 'profit')} does not exist; run `ecom run` first")
+    sys.stdout.write(RENDERERS[fmt](run_report(lakehouse.spark, lakehouse.config)))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.pipeline import run_all
+    from ecom_lakehouse.sources import is_remote
+
+    started = time.perf_counter()
+    input_path = args.input or str(SAMPLE_DIR)
+    lakehouse = _open_lakehouse(args.lakehouse, with_s3=is_remote(input_path), create=True)
+    run = run_all(lakehouse, input_path)
+    log.info("run %s finished in %.1f s", run.run_id, time.perf_counter() - started)
+    _print_report(lakehouse, args.format)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _print_report(_open_lakehouse(args.lakehouse), args.format)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.report import render_table
+
+    lakehouse = _open_lakehouse(args.lakehouse)
+    rows = [r.asDict() for r in lakehouse.spark.sql(args.query).limit(args.limit).collect()]
+    sys.stdout.write(render_table({"result": rows}))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.generate import generate_dataset
+
+    files = generate_dataset(args.out, orders=args.orders, seed=args.seed, bad_orders=args.bad_orders)
+    log.info(
+        "wrote %d order lines in %d file(s), %d customers, %d product rows to %s",
+        files.order_lines, len(files.orders), files.customers_count, files.products_count, args.out,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_notebook_run(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.notebook import run_notebook
+    from ecom_lakehouse.report import render_table
+
+    params = dict(_key_value(p) for p in args.param)
+    lakehouse = _open_lakehouse(args.lakehouse, create=True)
+    run = run_notebook(lakehouse.spark, args.path, params)
+    for result in run.results:
+        rows = [r.asDict() for r in result.df.limit(50).collect()]
+        sys.stdout.write(render_table({f"cell {result.cell}": rows}))
+    return 0
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise EcomError(f"--param {text!r}: expected key=value")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ecom``."""
+    parser = argparse.ArgumentParser(prog="ecom", description=__doc__)
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def lakehouse_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--lakehouse", default=DEFAULT_LAKEHOUSE, help="local lakehouse directory (default ./lakehouse)")
+
+    formats = ["table", "csv", "json"]
+    run = sub.add_parser("run", help="run bronze -> silver -> gold locally, then print the report")
+    run.add_argument("--input", help="input directory, file or s3:// URI (default: the bundled sample)")
+    lakehouse_arg(run)
+    run.add_argument("--format", choices=formats, default="table")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="run the SQL report over existing tables")
+    lakehouse_arg(report)
+    report.add_argument("--format", choices=formats, default="table")
+    report.set_defaults(func=cmd_report)
+
+    sql = sub.add_parser("sql", help="ad-hoc SQL over the local tables")
+    sql.add_argument("query")
+    sql.add_argument("--limit", type=int, default=1000)
+    lakehouse_arg(sql)
+    sql.set_defaults(func=cmd_sql)
+
+    generate = sub.add_parser("generate", help="write synthetic raw data in the three source formats")
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--orders", type=int, default=3000)
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--bad-orders", type=int, default=0, help="order lines to corrupt on purpose")
+    generate.set_defaults(func=cmd_generate)
+
+    notebook = sub.add_parser("notebook", help="run a Databricks source-format notebook locally")
+    notebook_sub = notebook.add_subparsers(dest="notebook_command", required=True)
+    nb_run = notebook_sub.add_parser("run", help="execute the notebook cell by cell on local Spark")
+    nb_run.add_argument("path")
+    nb_run.add_argument("--param", action="append", default=[], help="widget value key=value (repeatable)")
+    lakehouse_arg(nb_run)
+    nb_run.set_defaults(func=cmd_notebook_run)
+
+    try:
+        from ecom_lakehouse.extraction.cli import register
+    except ImportError:  # boto3 not installed
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ecom`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "botocore", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except EcomError as exc:
+        print(f"ecom: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # one line for the user; the traceback with -v would be noise for expected failures
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"ecom: error: {exc.__class__.__name__}: {first_line}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Data-quality expectations, declared once, applied by one engine.
+
+Each :class:`Expectation` names a rule, the dataset it applies to, a severity and a reason code. Its check is a
+small function returning a boolean Column that is true when a record *violates* the rule (null counts as not
+violated). :func:`with_quality_results` adds two array columns, in the dqx style, instead of dropping rows:
+
+- ``_errors``: reason codes of violated ``QUARANTINE`` rules: the record goes to the quarantine table;
+- ``_warnings``: reason codes of violated ``FLAG`` rules: the record is kept, and flagged.
+
+Raw source text is in the ``_raw`` struct; typed columns are the silver names (see ``silver/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+ERRORS = "_errors"
+WARNINGS = "_warnings"
+
+# How far a line's sales may be from quantity x the product's unit price before it is flagged.
+SALES_PRICE_TOLERANCE = 0.25
+
+
+class Severity(StrEnum):
+    """What happens to a record that violates an expectation."""
+
+    QUARANTINE = "quarantine"
+    FLAG = "flag"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One data-quality rule."""
+
+    dataset: str
+    reason: str
+    severity: Severity
+    check: Callable[[], Column]
+    description: str
+
+
+def _raw(name: str) -> Column:
+    return F.col(f"_raw.`{name}`")
+
+
+def _blank(column: Column) -> Column:
+    return column.isNull() | (F.trim(column) == "")
+
+
+def _present_but_untyped(raw: str, typed: str) -> Column:
+    return ~_blank(_raw(raw)) & F.col(typed).isNull()
+
+
+Q, W = Severity.QUARANTINE, Severity.FLAG
+
+EXPECTATIONS: tuple[Expectation, ...] = (
+    # orders: record structure and line key
+    Expectation("orders", "malformed_record", Q, lambda: F.col("_raw._corrupt_record").isNotNull(),
+                "the JSON record could not be parsed"),
+    Expectation("orders", "row_id_missing", Q, lambda: _blank(_raw("row_id")), "Row ID is empty"),
+    Expectation("orders", "row_id_not_integer", Q, lambda: _present_but_untyped("row_id", "row_id"),
+                "Row ID is not an integer"),
+    Expectation("orders", "row_id_duplicate", Q,
+                lambda: (F.col("_row_id_variants") == 1) & (F.col("_row_id_rank") > 1),
+                "an identical copy of a line already read (only the first copy is kept)"),
+    Expectation("orders", "row_id_conflict", Q, lambda: F.col("_row_id_variants") > 1,
+                "the same Row ID carries different contents; no copy can be trusted"),
+    # orders: fields
+    Expectation("orders", "order_date_invalid", Q, lambda: F.col("order_date").isNull(),
+                "Order Date is missing or not d/M/yyyy"),
+    Expectation("orders", "ship_date_invalid", Q, lambda: F.col("ship_date").isNull(),
+                "Ship Date is missing or not d/M/yyyy"),
+    Expectation("orders", "ship_before_order", Q, lambda: F.col("ship_date") < F.col("order_date"),
+                "Ship Date is before Order Date"),
+    Expectation("orders", "quantity_invalid", Q, lambda: F.coalesce(F.col("quantity") <= 0, F.lit(True)),
+                "Quantity is not a positive integer"),
+    Expectation("orders", "discount_invalid", Q,
+                lambda: F.coalesce(~F.col("discount").between(0, 1), F.lit(True)),
+                "Discount is not a number in [0, 1]"),
+    Expectation("orders", "price_invalid", Q, lambda: F.col("sales").isNull(), "Price is missing or not a number"),
+    Expectation("orders", "profit_invalid", Q, lambda: F.col("profit").isNull(), "Profit is missing or not a number"),
+    # orders: kept and flagged
+    Expectation("orders", "customer_unknown", W, lambda: ~F.col("is_customer_known"),
+                "Customer ID not in the customers source; labelled Unknown"),
+    Expectation("orders", "product_unknown", W, lambda: ~F.col("is_product_known"),
+                "Product ID not in the products source; labelled Unknown"),
+    Expectation("orders", "profit_exceeds_sales", W, lambda: F.col("profit") > F.col("sales"),
+                "profit is larger than the line's sales amount"),
+    Expectation("orders", "profit_zero", W, lambda: F.col("profit") == 0, "profit is exactly zero"),
+    Expectation("orders", "sales_price_mismatch", W,
+                lambda: F.abs(F.col("sales") - F.col("quantity") * F.col("unit_price"))
+                > F.abs(F.col("sales")) * SALES_PRICE_TOLERANCE,
+                "sales differ from quantity x the product's unit price by more than the tolerance"),
+    Expectation("orders", "duplicate_line_other_row_id", W, lambda: F.col("_same_content_lines") > 1,
+                "an identical line exists under another Row ID"),
+    # customers
+    Expectation("customers", "customer_id_missing", Q, lambda: F.col("customer_id").isNull(), "Customer ID is empty"),
+    Expectation("customers", "customer_id_duplicate", Q, lambda: F.col("_id_rank") > 1,
+                "Customer ID already seen on an earlier row (the first row is kept)"),
+    Expectation("customers", "name_missing", W, lambda: F.col("customer_name").isNull(),
+                "no usable name; reported as Unknown"),
+    Expectation("customers", "phone_unusable", W, lambda: ~_blank(_raw("phone")) & F.col("phone").isNull(),
+                "phone is not a usable number; set to null"),
+    # products
+    Expectation("products", "malformed_record", Q, lambda: F.col("_raw._corrupt_record").isNotNull(),
+                "the CSV record could not be parsed"),
+    Expectation("products", "product_id_missing", Q, lambda: F.col("product_id").isNull(), "Product ID is empty"),
+    Expectation("products", "unit_price_invalid", W, lambda: F.col("unit_price").isNull(),
+                "Price per product is missing or not a number"),
+)  # fmt: skip
+
+
+def expectations_for(dataset: str) -> list[Expectation]:
+    """The declared expectations of one dataset, in declaration order."""
+    return [e for e in EXPECTATIONS if e.dataset == dataset]
+
+
+def _reasons(expectations: list[Expectation]) -> Column:
+    codes = [F.when(F.coalesce(e.check(), F.lit(False)), F.lit(e.reason)) for e in expectations]
+    return F.filter(F.array(*codes), lambda c: c.isNotNull()) if codes else F.array().cast("array<string>")
+
+
+def with_quality_results(dataset: str) -> Callable[[DataFrame], DataFrame]:
+    """Curried transform adding ``_errors`` and ``_warnings`` for the dataset's expectations.
+
+    Args:
+        dataset: ``orders``, ``customers`` or ``products``.
+
+    Returns:
+        A ``DataFrame -> DataFrame`` function for ``df.transform``.
+    """
+    rules = expectations_for(dataset)
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.withColumn(ERRORS, _reasons([e for e in rules if e.severity is Q])).withColumn(
+            WARNINGS, _reasons([e for e in rules if e.severity is W])
+        )
+
+    return transform
+
+
+def filter_valid(df: DataFrame) -> DataFrame:
+    """Rows that violate no quarantine rule."""
+    return df.where(F.size(ERRORS) == 0)
+
+
+def filter_quarantined(df: DataFrame) -> DataFrame:
+    """Rows that violate at least one quarantine rule."""
+    return df.where(F.size(ERRORS) > 0)

@@ -1,0 +1,99 @@
+"""Edge of the pipeline: Delta tables addressed by three-part names.
+
+On Databricks the tables are Unity Catalog managed tables. Locally there is no metastore service: each table is
+an external Delta table at ``<lakehouse>/<schema>/<table>`` in ``spark_catalog``, and every new process registers
+the tables it finds there, so ``ecom run`` in one process and ``ecom report`` in another see the same tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ecom_lakehouse.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Lakehouse:
+    """Where the tables of one configuration live, and how to write and read them.
+
+    Attributes:
+        spark: the session.
+        config: table names.
+        root: local lakehouse directory; None on Databricks (managed tables).
+    """
+
+    spark: SparkSession
+    config: PipelineConfig
+    root: Path | None = None
+
+    def location(self, layer: str, name: str) -> str | None:
+        """The table's storage path locally, None for a managed table."""
+        if self.root is None:
+            return None
+        return str(self.root / self.config.schemas[layer] / self.config.tables[layer][name])
+
+    def ensure_schemas(self) -> None:
+        """Create the bronze, silver and gold schemas if missing."""
+        for layer in ("bronze", "silver", "gold"):
+            ddl = f"CREATE SCHEMA IF NOT EXISTS {self.config.schema(layer)}"
+            if self.root is not None:
+                ddl += f" LOCATION '{self.root / self.config.schemas[layer]}'"
+            self.spark.sql(ddl)
+
+    def register_existing(self) -> list[str]:
+        """Locally, register every table found under the lakehouse directory; return their names."""
+        if self.root is None:
+            return []
+        self.ensure_schemas()
+        registered = []
+        for layer, name in self.config.all_tables():
+            location = self.location(layer, name)
+            if location and (Path(location) / "_delta_log").is_dir():
+                table = self.config.table(layer, name)
+                self.spark.sql(f"CREATE TABLE IF NOT EXISTS {table} USING DELTA LOCATION '{location}'")
+                registered.append(table)
+        return registered
+
+    def exists(self, layer: str, name: str) -> bool:
+        """True when the table exists in the catalog."""
+        return self.spark.catalog.tableExists(self.config.table(layer, name))
+
+    def overwrite(self, df: DataFrame, layer: str, name: str, replace_where: str | None = None) -> int:
+        """Replace the table's contents atomically in one Delta commit.
+
+        Args:
+            df: the new contents.
+            layer: bronze, silver or gold.
+            name: logical table name in conf/.
+            replace_where: replace only the rows matching this predicate (the table must exist), e.g. one
+                dataset's rows of the shared quarantine table; without it, the whole table and its schema.
+
+        Returns:
+            Rows written, read from the Delta commit's metrics (no second pass over the data).
+        """
+        table = self.config.table(layer, name)
+        writer = df.write.format("delta").mode("overwrite")
+        if replace_where and self.exists(layer, name):
+            writer = writer.option("replaceWhere", replace_where)
+        else:
+            writer = writer.option("overwriteSchema", "true")
+        location = self.location(layer, name)
+        if location:
+            writer = writer.option("path", location)
+        writer.saveAsTable(table)
+        return self.rows_written(table)
+
+    def rows_written(self, table: str) -> int:
+        """Output rows of the table's latest write, from Delta history."""
+        metrics = self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["operationMetrics"]
+        return int(metrics.get("numOutputRows", 0))
+
+    def read(self, layer: str, name: str) -> DataFrame:
+        """The table as a DataFrame."""
+        return self.spark.table(self.config.table(layer, name))
