@@ -22,7 +22,7 @@ from ecom_lakehouse.errors import ReconciliationError
 from ecom_lakehouse.expectations import filter_quarantined
 from ecom_lakehouse.silver import to_quarantine
 from ecom_lakehouse.silver.customers import build_customers, checked_customers
-from ecom_lakehouse.silver.orders import checked_orders, select_orders_enriched
+from ecom_lakehouse.silver.orders import build_orders_enriched, checked_orders
 from ecom_lakehouse.silver.products import build_products, checked_products
 from ecom_lakehouse.storage import Lakehouse
 
@@ -101,7 +101,7 @@ def build_silver_orders(lakehouse: Lakehouse, run: RunLog) -> None:
     checked = checked_orders(
         lakehouse.read("bronze", "orders"), lakehouse.read("silver", "customers"), lakehouse.read("silver", "products")
     )
-    _write_with_quarantine(lakehouse, run, "orders", checked, select_orders_enriched)
+    _write_with_quarantine(lakehouse, run, "orders", checked, build_orders_enriched)
 
 
 def build_gold(lakehouse: Lakehouse, run: RunLog) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.expectations import WARNINGS, with_quality_results
+from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
 from ecom_lakehouse.silver import UNKNOWN, trimmed, with_raw_struct
 
 DATE_FORMAT = "d/M/yyyy"
@@ -138,3 +138,8 @@ def select_orders_enriched(df: DataFrame) -> DataFrame:
         F.col("_raw._source_file").alias("_source_file"),
         F.col("_raw._run_id").alias("_run_id"),
     )  # fmt: skip
+
+
+def build_orders_enriched(checked_df: DataFrame) -> DataFrame:
+    """The silver orders_enriched table from :func:`checked_orders` output: valid lines only."""
+    return checked_df.transform(filter_valid).transform(select_orders_enriched)
