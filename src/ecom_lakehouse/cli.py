@@ -30,8 +30,7 @@ def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool =
     spark = get_spark(with_s3=with_s3)
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark %s ready in %.1f s", spark.version, time.perf_counter() - started)
-    lakehouse = Lakehouse(spark, load_config(), root)
-    lakehouse.register_existing()
+    lakehouse = Lakehouse.open(spark, load_config(), root)
     if lakehouse.exists("gold", "profit"):
         create_report_views(spark, lakehouse.config)
     return lakehouse

@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ecom_lakehouse import gold, sources
 from ecom_lakehouse.bronze import to_bronze
-from ecom_lakehouse.errors import ReconciliationError
+from ecom_lakehouse.config import load_config
+from ecom_lakehouse.errors import ReconciliationError, SourceError
 from ecom_lakehouse.expectations import filter_quarantined
 from ecom_lakehouse.silver import to_quarantine
 from ecom_lakehouse.silver.customers import build_customers, checked_customers
@@ -33,6 +34,20 @@ _READERS: dict[str, Callable] = {
     "customers": sources.read_customers,
     "products": sources.read_products,
 }
+
+
+WIDGETS = ("catalog", "bronze_schema", "silver_schema", "gold_schema")
+
+
+def open_from_widgets(spark: SparkSession, widgets: object) -> Lakehouse:
+    """The lakehouse named by a notebook's widgets (``catalog`` and the three schema names).
+
+    Args:
+        spark: the session.
+        widgets: ``dbutils.widgets`` on Databricks, or the local runner's stand-in.
+    """
+    values = {name: widgets.get(name) for name in WIDGETS}  # type: ignore[attr-defined]
+    return Lakehouse.open(spark, load_config().with_overrides(**values))
 
 
 def new_run_id() -> str:
@@ -58,9 +73,17 @@ class RunLog:
         self.steps.append((table, sum(rows), seconds))
         log.info("%s: %d rows in %.1f s", table, sum(rows), seconds)
 
+    def summary(self, spark: SparkSession) -> DataFrame:
+        """The steps so far as a DataFrame (table, rows, seconds), for a notebook's final display."""
+        return spark.createDataFrame(
+            [(t, r, round(s, 1)) for t, r, s in self.steps], "table string, rows long, seconds double"
+        )
+
 
 def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> None:
     """Read every source under ``input_path`` and overwrite the bronze tables with it, as it came."""
+    if not input_path.strip():
+        raise SourceError("input_path is empty: pass the folder or URI holding the raw orders, customers and products")
     lakehouse.ensure_schemas()
     found = sources.discover_sources(lakehouse.spark, input_path, lakehouse.config)
     ingested_at = datetime.now(UTC)

@@ -17,6 +17,9 @@ from ecom_lakehouse.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
+# Spark conf key holding the local lakehouse directory, so notebooks run locally find it; unset on Databricks.
+LAKEHOUSE_ROOT_CONF = "ecom.lakehouse.root"
+
 
 @dataclass(frozen=True)
 class Lakehouse:
@@ -31,6 +34,20 @@ class Lakehouse:
     spark: SparkSession
     config: PipelineConfig
     root: Path | None = None
+
+    @classmethod
+    def open(cls, spark: SparkSession, config: PipelineConfig, root: str | Path | None = None) -> Lakehouse:
+        """The lakehouse of this session: local at ``root`` (or the session's ``ecom.lakehouse.root``), else managed.
+
+        Locally the root is remembered in the session's conf and existing tables are registered.
+        """
+        root = root or spark.conf.get(LAKEHOUSE_ROOT_CONF, None) or None
+        if root is not None:
+            root = Path(root).resolve()
+            spark.conf.set(LAKEHOUSE_ROOT_CONF, str(root))
+        lakehouse = cls(spark, config, root)
+        lakehouse.register_existing()
+        return lakehouse
 
     def location(self, layer: str, name: str) -> str | None:
         """The table's storage path locally, None for a managed table."""
