@@ -36,6 +36,22 @@ def _params(config: PipelineConfig) -> dict[str, str]:
     return {"catalog": config.catalog, "gold_schema": config.schemas["gold"]}
 
 
+def report_queries() -> dict[str, str]:
+    """The four report SELECT statements of the notebook, by report name, for engines that already have the views
+    (e.g. a Databricks SQL warehouse with the gold schema as the default schema)."""
+    from ecom_lakehouse.notebook import parse_notebook, split_statements
+
+    queries = {}
+    for cell in parse_notebook(report_notebook()):
+        if cell.kind != "sql":
+            continue
+        for statement in split_statements(cell.source):
+            match = _FROM.search(statement)
+            if statement.upper().startswith("SELECT") and match and match.group(1) in REPORT_NAMES:
+                queries[match.group(1)] = statement
+    return {name: queries[name] for name in REPORT_NAMES}
+
+
 def create_report_views(spark: SparkSession, config: PipelineConfig) -> None:
     """Create (or replace) the four report views in the gold schema, without running the queries."""
     run_notebook(spark, report_notebook(), _params(config), sql_only_ddl=True)
