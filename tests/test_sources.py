@@ -121,3 +121,23 @@ def test_read_customers_rejects_a_file_that_is_not_a_workbook(spark, tmp_path):
     (tmp_path / "Customer.xlsx").write_text("not a zip")
     with pytest.raises(SourceError, match=r"Customer\.xlsx: not a readable \.xlsx workbook"):
         sources.read_customers(spark, [str(tmp_path / "Customer.xlsx")])
+
+
+def test_discover_sources_takes_the_newest_ingest_date_of_each_dataset(spark, tmp_path):
+    for dataset, day, name in [
+        ("orders", "2026-01-01", "Orders.json"), ("orders", "2026-01-02", "Orders.json"),
+        ("orders", "2026-01-02", "orders_2.json"), ("customers", "2026-01-01", "Customer.xlsx"),
+        ("products", "2025-12-31", "Products.csv"), ("products", "2026-01-02", "Products.csv"),
+    ]:  # fmt: skip
+        folder = tmp_path / "raw" / dataset / f"ingest_date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x")
+    (tmp_path / "raw" / "_manifests").mkdir()
+    (tmp_path / "raw" / "_manifests" / "orders.json").write_text("{}")
+    found = sources.discover_sources(spark, str(tmp_path / "raw"), load_config())
+    short = {d: ["/".join(p.split("/")[-2:]) for p in paths] for d, paths in found.items()}
+    assert short == {
+        "orders": ["ingest_date=2026-01-02/Orders.json", "ingest_date=2026-01-02/orders_2.json"],
+        "customers": ["ingest_date=2026-01-01/Customer.xlsx"],
+        "products": ["ingest_date=2026-01-02/Products.csv"],
+    }

@@ -37,6 +37,7 @@ SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
 
 _REMOTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")  # s3://, s3a://, dbfs:/, abfss://
+_INGEST_DATE = re.compile(r"/ingest_date=(\d{4}-\d{2}-\d{2})/")
 
 
 def is_remote(path: str) -> bool:
@@ -53,7 +54,9 @@ def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfi
         config: supplies the per-dataset patterns.
 
     Returns:
-        dataset name -> sorted list of file paths; every dataset has at least one file.
+        dataset name -> sorted list of file paths; every dataset has at least one file. Where files sit in
+        ``ingest_date=YYYY-MM-DD`` folders (the layout ``ecom upload`` writes), only the newest date's files.
+        Hidden files and folders starting with ``_`` or ``.`` (``_manifests/``) are skipped.
 
     Raises:
         SourceError: the input does not exist, or a dataset has no file.
@@ -61,10 +64,12 @@ def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfi
     files = _list_files(spark, input_path)
     found: dict[str, list[str]] = {dataset: [] for dataset in config.sources}
     unrecognised = []
+    base = input_path.rstrip("/") if is_remote(input_path) else str(Path(input_path.removeprefix("file:")).resolve())
     for path in files:
+        relative = path[len(base) :] if path.startswith(base) else path.rsplit("/", 1)[-1]
         name = path.rstrip("/").rsplit("/", 1)[-1]
-        if name.startswith((".", "_")):
-            continue
+        if any(part.startswith((".", "_")) for part in relative.split("/") if part):
+            continue  # hidden files, _manifests/, _SUCCESS, ...
         matches = [spec.dataset for spec in config.sources.values() if spec.matches(name)]
         if matches:
             found[matches[0]].append(path)
@@ -76,7 +81,19 @@ def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfi
     if missing:
         patterns = "; ".join(f"{d}: {config.sources[d].pattern.pattern}" for d in missing)
         raise SourceError(f"{input_path}: no source file for {', '.join(missing)} (expected names matching {patterns})")
-    return {dataset: sorted(paths) for dataset, paths in found.items()}
+    return {dataset: newest_partition(sorted(paths)) for dataset, paths in found.items()}
+
+
+def newest_partition(paths: list[str]) -> list[str]:
+    """Keep only the files of the newest ``ingest_date=YYYY-MM-DD`` partition (the uploader's layout).
+
+    Files outside any ``ingest_date=`` folder are all kept when no file is in one.
+    """
+    dates = {path: match.group(1) for path in paths if (match := _INGEST_DATE.search(path))}
+    if not dates:
+        return paths
+    newest = max(dates.values())
+    return [path for path in paths if dates.get(path) == newest]
 
 
 def _list_files(spark: SparkSession, input_path: str) -> list[str]:

@@ -1,0 +1,48 @@
+# ecom-lakehouse: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run report test test-fast lint format wheel bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[local,dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the package with local Spark + Delta and dev tools (.venv/bin/ecom)
+
+run: $(STAMP) ## run the pipeline locally on the bundled sample into ./lakehouse and print the report
+	$(BIN)/ecom run
+
+report: $(STAMP) ## print the report from the existing ./lakehouse
+	$(BIN)/ecom report
+
+test: $(STAMP) ## run the whole test suite (unit, notebooks, end to end, real data when present)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## only the tests that need no Spark
+	$(BIN)/pytest tests/test_bundle.py tests/test_generate.py tests/test_extraction.py
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests bench data_extraction
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format src tests bench data_extraction
+
+wheel: $(STAMP) ## build the wheel the Databricks bundle deploys (dist/)
+	$(BIN)/python -m build --wheel
+
+bench: $(STAMP) ## benchmark the pipeline against DuckDB (bench/results/)
+	$(BIN)/python -m bench.run
+
+clean: ## remove the local lakehouse and build outputs (keeps .venv)
+	rm -rf lakehouse spark-warehouse metastore_db derby.log dist build .pytest_cache
