@@ -26,7 +26,7 @@ ROOT = bu.REPO_ROOT
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "databricks-bundle.schema.json"
 
 # Variables without a default: the user passes them at deploy time (--var name=value or BUNDLE_VAR_name).
-# docs/deploy.md lists them; a target may still give one a value (dev does for notification_email).
+# README ("Bundle variables") lists them; a target may still give one a value (dev does for notification_email).
 USER_SUPPLIED_VARIABLES = {
     "input_path",
     "instance_profile_arn",
