@@ -8,13 +8,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecom_lakehouse.errors import EcomError
+
+if TYPE_CHECKING:
+    from ecom_lakehouse.storage import Lakehouse
 
 log = logging.getLogger("ecom_lakehouse")
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 DEFAULT_LAKEHOUSE = "lakehouse"
+RENDERED_FILES = ("html", "png")  # formats written to files: a self-contained page, or one PNG per chart
 
 
 def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool = False):
@@ -36,12 +41,34 @@ def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool =
     return lakehouse
 
 
-def _print_report(lakehouse, fmt: str) -> None:
-    from ecom_lakehouse.report import RENDERERS, run_report
+def _print_report(lakehouse: Lakehouse, fmt: str, output: str | None = None) -> None:
+    from ecom_lakehouse.report import run_report
 
     if not lakehouse.exists("gold", "profit"):
         raise EcomError(f"{lakehouse.config.table('gold', 'profit')} does not exist; run `ecom run` first")
-    sys.stdout.write(RENDERERS[fmt](run_report(lakehouse.spark, lakehouse.config)))
+    report = run_report(lakehouse.spark, lakehouse.config)
+    write_report(report, fmt, output)
+
+
+def write_report(report: dict, fmt: str, output: str | None) -> None:
+    """Render a report in ``fmt`` to stdout, or to ``output`` (a file; a folder for ``png``)."""
+    if fmt in RENDERED_FILES:
+        from ecom_lakehouse import charts
+
+        if fmt == "png":
+            for path in charts.render_png(report, output or "report_png"):
+                log.info("wrote %s", path)
+            return
+        Path(output or "report.html").write_text(charts.render_html(report), encoding="utf-8")
+        log.info("wrote %s", output or "report.html")
+        return
+    from ecom_lakehouse.report import RENDERERS
+
+    text = RENDERERS[fmt](report)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -53,12 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     lakehouse = _open_lakehouse(args.lakehouse, with_s3=is_remote(input_path), create=True)
     run = run_all(lakehouse, input_path)
     log.info("run %s finished in %.1f s", run.run_id, time.perf_counter() - started)
-    _print_report(lakehouse, args.format)
+    _print_report(lakehouse, args.format, args.output)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _print_report(_open_lakehouse(args.lakehouse), args.format)
+    _print_report(_open_lakehouse(args.lakehouse), args.format, args.output)
     return 0
 
 
@@ -111,16 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     def lakehouse_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--lakehouse", default=DEFAULT_LAKEHOUSE, help="local lakehouse directory (default ./lakehouse)")
 
-    formats = ["table", "csv", "json"]
+    formats = ["table", "csv", "json", *RENDERED_FILES]
+    output_help = "write to this file instead of stdout (html: default report.html; png: a folder, default report_png)"
     run = sub.add_parser("run", help="run bronze -> silver -> gold locally, then print the report")
     run.add_argument("--input", help="input directory, file or s3:// URI (default: the bundled sample)")
     lakehouse_arg(run)
     run.add_argument("--format", choices=formats, default="table")
+    run.add_argument("--output", help=output_help)
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="run the SQL report over existing tables")
     lakehouse_arg(report)
     report.add_argument("--format", choices=formats, default="table")
+    report.add_argument("--output", help=output_help)
     report.set_defaults(func=cmd_report)
 
     sql = sub.add_parser("sql", help="ad-hoc SQL over the local tables")
