@@ -174,12 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     lakehouse_arg(nb_run)
     nb_run.set_defaults(func=cmd_notebook_run)
 
-    try:
-        from ecom_lakehouse.extraction.cli import register
-    except ImportError:  # boto3 not installed
-        pass
-    else:
-        register(sub)
+    from ecom_lakehouse.extraction.cli import register as register_upload
+    from ecom_lakehouse.remote.cli import register as register_remote
+
+    register_upload(sub)
+    register_remote(sub)
     return parser
 
 

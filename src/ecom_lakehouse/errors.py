@@ -21,3 +21,7 @@ class ReconciliationError(EcomError):
 
 class UploadError(EcomError):
     """Uploading raw files to object storage failed (credentials, bucket, permissions, network or integrity)."""
+
+
+class RemoteError(EcomError):
+    """A Databricks workspace call failed: authentication, job lookup, API error or a failed SQL statement."""

@@ -1,0 +1,726 @@
+"""Tests of ``ecom remote`` against a fake Databricks workspace served over HTTP on loopback.
+
+No Spark. The real databricks-sdk ``WorkspaceClient`` talks over the socket to a small ``http.server`` in a thread
+(port 0) that implements the REST endpoints the commands use: SCIM ``Me``, Jobs API 2.2 (``jobs/list``,
+``jobs/get``, ``run-now``, ``runs/get`` advancing the run on every poll, ``runs/get-output``, ``runs/list``,
+``runs/cancel``) and the SQL Statement Execution API (statements, polling, result chunks). Authentication is the
+standard configuration: ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` with an empty ``DATABRICKS_CONFIG_FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+pytest.importorskip("databricks.sdk")
+
+from databricks.sdk.service.jobs import Run
+
+from ecom_lakehouse.errors import EcomError, RemoteError
+from ecom_lakehouse.remote import api_errors, connect
+from ecom_lakehouse.remote.cli import register
+from ecom_lakehouse.remote.jobs import format_duration, format_task, get_snapshot, short_user_name
+from ecom_lakehouse.remote.sql import convert_value
+from ecom_lakehouse.report import report_queries
+
+TOKEN = "dapi-test-token"
+USER_NAME = "Jane.Doe@example.com"
+DEV_JOB = "[dev jane_doe] ecom_pipeline"
+TASKS = ("bronze_ingest", "silver_dimensions", "silver_orders", "gold_aggregates", "profit_report")
+TASK_ERROR = "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `silver.customers` cannot be found."
+FAST = ["--poll-seconds", "0.01"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The fake workspace.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _state(life: str, result: str | None = None, message: str = "") -> dict[str, Any]:
+    state: dict[str, Any] = {"life_cycle_state": life, "state_message": message}
+    if result:
+        state["result_state"] = result
+    return state
+
+
+def _phases(outcome: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(run state, task states) per poll: PENDING, then the tasks one after the other, then TERMINATED."""
+    pending = _state("PENDING")
+    phases = [(_state("PENDING"), [pending] * len(TASKS))]
+    if outcome == "forever":
+        return [*phases, (_state("RUNNING"), [_state("RUNNING")] + [pending] * (len(TASKS) - 1))]
+    failing = TASKS.index("silver_orders") if outcome == "fail" else None
+    done: list[dict[str, Any]] = []
+    for i in range(len(TASKS)):
+        if failing is not None and i == failing:
+            failed = _state("TERMINATED", "FAILED", "Workload failed, see run output for details")
+            upstream = [_state("SKIPPED", "UPSTREAM_FAILED")] * (len(TASKS) - i - 1)
+            phases.append((_state("RUNNING"), [*done, _state("RUNNING"), *[pending] * (len(TASKS) - i - 1)]))
+            phases.append((_state("TERMINATED", "FAILED", "Task silver_orders failed."), [*done, failed, *upstream]))
+            return phases
+        phases.append((_state("RUNNING"), [*done, _state("RUNNING"), *[pending] * (len(TASKS) - i - 1)]))
+        done.append(_state("TERMINATED", "SUCCESS"))
+    phases.append((_state("TERMINATED", "SUCCESS"), done))
+    return phases
+
+
+@dataclass
+class FakeRun:
+    run_id: int
+    job_id: int
+    outcome: str
+    polls: int = 0
+    cancelled: bool = False
+
+
+@dataclass
+class FakeTable:
+    columns: list[tuple[str, str, str]]  # name, type_name, type_text
+    rows: list[list[str | None]]
+    chunk_size: int = 1000
+
+
+@dataclass
+class FakeWorkspace:
+    host: str = ""
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    runs: dict[int, FakeRun] = field(default_factory=dict)
+    next_outcome: str = "success"
+    statements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, FakeTable] = field(default_factory=dict)
+    failing_statements: dict[str, str] = field(default_factory=dict)
+    stuck_statements: set[str] = field(default_factory=set)
+    broken_poll: int | None = None  # runs/get answers 500 from this poll on
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_ms: int = field(default_factory=lambda: int(time.time() * 1000) - 600_000)
+
+    def calls(self, method: str, path_prefix: str) -> list[Any]:
+        return [body for m, p, body in self.requests if m == method and p.startswith(path_prefix)]
+
+    # --- jobs ---------------------------------------------------------------------------------------------------
+
+    def add_job(self, job_id: int, name: str) -> None:
+        self.jobs.append({"job_id": job_id, "settings": {"name": name}, "created_time": self.base_ms})
+
+    def add_run(self, job_id: int, outcome: str) -> int:
+        run_id = 501 + len(self.runs)
+        self.runs[run_id] = FakeRun(run_id, job_id, outcome)
+        return run_id
+
+    def run_json(self, run: FakeRun, *, advance: bool) -> dict[str, Any]:
+        phases = _phases(run.outcome)
+        run_state, task_states = phases[min(run.polls, len(phases) - 1)]
+        if advance:
+            run.polls += 1
+        tasks = []
+        for i, (key, state) in enumerate(zip(TASKS, task_states, strict=True)):
+            task: dict[str, Any] = {"task_key": key, "run_id": run.run_id * 10 + i, "attempt_number": 0, "state": state}
+            if state["life_cycle_state"] != "PENDING":
+                task["start_time"] = self.base_ms + i * 60_000
+            if state["life_cycle_state"] == "TERMINATED":
+                task["end_time"] = self.base_ms + i * 60_000 + 45_000
+            tasks.append(task)
+        job_name = next(j["settings"]["name"] for j in self.jobs if j["job_id"] == run.job_id)
+        body = {
+            "job_id": run.job_id,
+            "run_id": run.run_id,
+            "run_name": job_name,
+            "run_page_url": f"{self.host}/?o=1#job/{run.job_id}/run/{run.run_id}",
+            "state": run_state,
+            "tasks": tasks,
+            "start_time": self.base_ms,
+        }
+        if run_state["life_cycle_state"] == "TERMINATED":
+            body["end_time"] = self.base_ms + 305_000
+        return body
+
+    # --- SQL ----------------------------------------------------------------------------------------------------
+
+    def statement_json(self, statement_id: str, *, advance: bool) -> dict[str, Any]:
+        info = self.statements[statement_id]
+        if advance:
+            info["polls"] += 1
+        if info["polls"] == 0:
+            return {"statement_id": statement_id, "status": {"state": "PENDING"}}
+        name = info["name"]
+        if info["polls"] == 1 or name in self.stuck_statements:
+            return {"statement_id": statement_id, "status": {"state": "RUNNING"}}
+        if name in self.failing_statements:
+            error = {"error_code": "BAD_REQUEST", "message": self.failing_statements[name]}
+            return {"statement_id": statement_id, "status": {"state": "FAILED", "error": error, "sql_state": "42P01"}}
+        table = self.tables[name]
+        chunks = self.chunks(table)
+        manifest = {
+            "format": "JSON_ARRAY",
+            "schema": {
+                "column_count": len(table.columns),
+                "columns": [
+                    {"name": n, "type_name": t, "type_text": text, "position": i}
+                    for i, (n, t, text) in enumerate(table.columns)
+                ],
+            },
+            "total_chunk_count": len(chunks),
+            "total_row_count": len(table.rows),
+            "chunks": [{"chunk_index": i, "row_count": len(c)} for i, c in enumerate(chunks)],
+            "truncated": False,
+        }
+        return {
+            "statement_id": statement_id,
+            "status": {"state": "SUCCEEDED"},
+            "manifest": manifest,
+            "result": self.chunk_json(statement_id, table, 0),
+        }
+
+    @staticmethod
+    def chunks(table: FakeTable) -> list[list[list[str | None]]]:
+        rows = table.rows
+        return [rows[i : i + table.chunk_size] for i in range(0, len(rows), table.chunk_size)] or [[]]
+
+    def chunk_json(self, statement_id: str, table: FakeTable, index: int) -> dict[str, Any]:
+        chunks = self.chunks(table)
+        offset = sum(len(c) for c in chunks[:index])
+        body: dict[str, Any] = {
+            "chunk_index": index,
+            "row_offset": offset,
+            "row_count": len(chunks[index]),
+            "data_array": chunks[index],
+        }
+        if index + 1 < len(chunks):
+            body["next_chunk_index"] = index + 1
+            body["next_chunk_internal_link"] = f"/api/2.0/sql/statements/{statement_id}/result/chunks/{index + 1}"
+        return body
+
+
+def _handler(fake: FakeWorkspace) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # silence the per-request log
+            pass
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def _send(self, status: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _dispatch(self, method: str) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            with fake.lock:
+                fake.requests.append((method, url.path, body if method == "POST" else query))
+                if url.path == "/.well-known/databricks-config":
+                    return self._send(200, {})
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    status = 403 if "forbidden" in (self.headers.get("Authorization") or "") else 401
+                    return self._send(status, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
+                try:
+                    status, reply = self._route(method, url.path, query, body or {})
+                except KeyError as exc:
+                    status, reply = 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"not found: {exc}"}
+                return self._send(status, reply)
+
+        def _route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
+            if (method, path) == ("GET", "/api/2.0/preview/scim/v2/Me"):
+                return 200, {"id": "42", "userName": USER_NAME, "displayName": "Jane Doe", "active": True}
+            if (method, path) == ("GET", "/api/2.2/jobs/list"):
+                name = query.get("name")
+                jobs = [j for j in fake.jobs if name is None or j["settings"]["name"].casefold() == name.casefold()]
+                return 200, {"jobs": jobs, "has_more": False} if jobs else {"has_more": False}
+            if (method, path) == ("GET", "/api/2.2/jobs/get"):
+                job = next((j for j in fake.jobs if j["job_id"] == int(query["job_id"])), None)
+                if job is None:
+                    return 400, {
+                        "error_code": "INVALID_PARAMETER_VALUE",
+                        "message": f"Job {query['job_id']} does not exist.",
+                    }
+                return 200, job
+            if (method, path) == ("POST", "/api/2.2/jobs/run-now"):
+                run_id = fake.add_run(body["job_id"], fake.next_outcome)
+                return 200, {"run_id": run_id, "number_in_job": run_id}
+            if (method, path) == ("GET", "/api/2.2/jobs/runs/get"):
+                run = fake.runs[int(query["run_id"])]
+                if fake.broken_poll is not None and run.polls >= fake.broken_poll:
+                    return 500, {"error_code": "INTERNAL_ERROR", "message": "Internal server error"}
+                return 200, fake.run_json(run, advance=True)
+            if (method, path) == ("GET", "/api/2.2/jobs/runs/list"):
+                runs = sorted(
+                    (r for r in fake.runs.values() if r.job_id == int(query["job_id"])), key=lambda r: -r.run_id
+                )
+                limit = int(query.get("limit", 20))
+                return 200, {"runs": [fake.run_json(r, advance=False) for r in runs[:limit]], "has_more": False}
+            if (method, path) == ("GET", "/api/2.2/jobs/runs/get-output"):
+                task_run_id = int(query["run_id"])
+                run = fake.runs[task_run_id // 10]
+                key = TASKS[task_run_id % 10]
+                error = TASK_ERROR if run.outcome == "fail" and key == "silver_orders" else None
+                output: dict[str, Any] = {"metadata": {"run_id": task_run_id, "task_key": key}}
+                if error:
+                    output |= {"error": error, "error_trace": "Traceback (most recent call last):\n  ...\n" + error}
+                return 200, output
+            if (method, path) == ("POST", "/api/2.2/jobs/runs/cancel"):
+                fake.runs[int(body["run_id"])].cancelled = True
+                return 200, {}
+            if (method, path) == ("POST", "/api/2.0/sql/statements"):
+                match = re.search(r"\bFROM\s+(\w+)", body["statement"], re.IGNORECASE)
+                statement_id = f"01ef-{len(fake.statements) + 1:04d}"
+                fake.statements[statement_id] = {"name": match.group(1) if match else "?", "polls": 0}
+                return 200, fake.statement_json(statement_id, advance=False)
+            cancel = re.fullmatch(r"/api/2\.0/sql/statements/([\w-]+)/cancel", path)
+            if method == "POST" and cancel:
+                fake.statements[cancel.group(1)]["cancelled"] = True
+                return 200, {}
+            chunk = re.fullmatch(r"/api/2\.0/sql/statements/([\w-]+)/result/chunks/(\d+)", path)
+            if method == "GET" and chunk:
+                statement_id, index = chunk.group(1), int(chunk.group(2))
+                table = fake.tables[fake.statements[statement_id]["name"]]
+                return 200, fake.chunk_json(statement_id, table, index)
+            statement = re.fullmatch(r"/api/2\.0/sql/statements/([\w-]+)", path)
+            if method == "GET" and statement:
+                return 200, fake.statement_json(statement.group(1), advance=True)
+            return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {method} {path}"}
+
+    return Handler
+
+
+@pytest.fixture
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeWorkspace]:
+    """A fake workspace on 127.0.0.1 and the environment pointing the SDK at it (no ~/.databrickscfg)."""
+    fake = FakeWorkspace()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    fake.host = f"http://127.0.0.1:{server.server_address[1]}"
+    fake.add_job(11, DEV_JOB)
+    fake.add_job(33, "[dev bob] ecom_pipeline")
+    for key in [k for k in os.environ if k.startswith("DATABRICKS_")]:
+        monkeypatch.delenv(key)
+    config_file = tmp_path / "databrickscfg"
+    config_file.write_text("")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config_file))
+    monkeypatch.setenv("DATABRICKS_HOST", fake.host)
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def ecom(argv: list[str]) -> int:
+    """``ecom <argv>`` with only the remote command registered, handling errors as ``ecom_lakehouse.cli.main``."""
+    parser = argparse.ArgumentParser(prog="ecom")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EcomError as exc:
+        print(f"ecom: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("ecom: error:")]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ecom remote run / status.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_run_success_prints_progress_per_task_and_url(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    code = ecom(["remote", "run", *FAST, "--param", "input_path=s3://bucket/raw/", "--param", "catalog=main"])
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    run_id = 501
+    url = f"{workspace.host}/?o=1#job/11/run/{run_id}"
+    assert f"run {run_id} SUCCESS in 5m 05s: {url}" in out
+    assert f"started run {run_id} of job '{DEV_JOB}' (id 11) with input_path=s3://bucket/raw/, catalog=main" in err
+    # One line per task and state change: PENDING, RUNNING, TERMINATED SUCCESS (45 s) - never repeated.
+    for key in TASKS:
+        lines = [line.split() for line in err.splitlines() if line.strip().startswith(key + " ")]
+        assert [line[1:3] for line in lines] == [["PENDING", "-"], ["RUNNING", "-"], ["TERMINATED", "SUCCESS"]], err
+        assert lines[-1][3] == "45s"
+    assert f"run {run_id}: PENDING  {url}" in err
+    assert f"run {run_id}: TERMINATED SUCCESS" in err
+
+    (run_now,) = workspace.calls("POST", "/api/2.2/jobs/run-now")
+    assert run_now["job_id"] == 11
+    assert run_now["job_parameters"] == {"input_path": "s3://bucket/raw/", "catalog": "main"}
+    assert run_now["idempotency_token"]
+    assert workspace.calls("GET", "/api/2.2/jobs/list")[0]["name"] == DEV_JOB
+    assert len(workspace.calls("GET", "/api/2.2/jobs/runs/get")) == len(_phases("success"))
+
+
+def test_run_failure_prints_failing_task_error_and_url(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    workspace.next_outcome = "fail"
+
+    code = ecom(["remote", "run", *FAST])
+    out, err = capsys.readouterr()
+
+    assert code == 1
+    assert out == ""
+    (line,) = _error_lines(err)
+    assert line.startswith("ecom: error: run 501 FAILED: task silver_orders FAILED: " + TASK_ERROR)
+    assert line.endswith(f"run page: {workspace.host}/?o=1#job/11/run/501")
+    assert "gold_aggregates" not in line  # upstream-failed tasks are not reported as causes
+    assert re.search(r"gold_aggregates\s+SKIPPED\s+UPSTREAM_FAILED", err)
+    assert workspace.calls("GET", "/api/2.2/jobs/runs/get-output") == [{"run_id": "5012"}]
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["leave-running", "cancel-on-timeout"])
+def test_run_timeout_exits_non_zero(workspace: FakeWorkspace, capsys: pytest.CaptureFixture, cancel: bool) -> None:
+    workspace.next_outcome = "forever"
+
+    started = time.monotonic()
+    code = ecom(["remote", "run", "--timeout", "0.01", "--poll-seconds", "0.05", *(["--cancel-on-timeout"] * cancel)])
+    elapsed = time.monotonic() - started
+    _, err = capsys.readouterr()
+
+    assert code == 3
+    assert 0.5 <= elapsed < 5
+    (line,) = _error_lines(err)
+    assert line.startswith("ecom: error: run 501 still RUNNING after 0.01 min; ")
+    assert line.endswith(f"{workspace.host}/?o=1#job/11/run/501")
+    assert ("cancel requested" in line) is cancel
+    assert ("left running" in line) is not cancel
+    assert workspace.runs[501].cancelled is cancel
+    assert len([ln for ln in err.splitlines() if ln.strip().startswith("bronze_ingest ")]) == 2  # PENDING, RUNNING
+
+
+def test_run_no_wait_prints_url(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    assert ecom(["remote", "run", "--no-wait"]) == 0
+    assert capsys.readouterr().out.strip() == f"{workspace.host}/?o=1#job/11/run/501"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--target", "prod"], "no job named 'ecom_pipeline' in http://127.0.0.1:"),
+        (
+            ["--job-name", "other_job"],
+            "no job named '[dev jane_doe] other_job' or '[dev Jane.Doe@example.com] other_job'",
+        ),
+        (["--job-id", "999"], "no job with id 999 in http://127.0.0.1:"),
+    ],
+    ids=["prod", "dev-job-name", "job-id"],
+)
+def test_run_job_not_found(
+    workspace: FakeWorkspace, capsys: pytest.CaptureFixture, argv: list[str], expected: str
+) -> None:
+    code = ecom(["remote", "run", *FAST, *argv])
+    err = capsys.readouterr().err
+
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("ecom: error: ")
+    assert expected in line
+    assert workspace.calls("POST", "/api/2.2/jobs/run-now") == []
+
+
+def test_run_ambiguous_job_name(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    workspace.add_job(21, "ecom_pipeline")
+    workspace.add_job(22, "ecom_pipeline")
+
+    assert ecom(["remote", "run", "--target", "prod"]) == 2
+    err = capsys.readouterr().err
+    assert "2 jobs are named 'ecom_pipeline': 21 ('ecom_pipeline'), 22 ('ecom_pipeline'); pick one with --job-id" in err
+
+    assert ecom(["remote", "run", "--target", "prod", "--job-id", "22", "--no-wait"]) == 0
+    assert workspace.calls("POST", "/api/2.2/jobs/run-now")[0]["job_id"] == 22
+
+
+@pytest.mark.parametrize(("token", "status"), [("dapi-wrong", 401), ("dapi-forbidden", 403)])
+def test_authentication_error_is_one_line(
+    workspace: FakeWorkspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, token: str, status: int
+) -> None:
+    monkeypatch.setenv("DATABRICKS_TOKEN", token)
+
+    code = ecom(["remote", "run", *FAST])
+    err = capsys.readouterr().err
+
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith(f"ecom: error: {'authentication failed' if status == 401 else 'access denied'} ")
+    assert f"{workspace.host} (HTTP {status}): Invalid access token; " in line
+    assert "DATABRICKS_TOKEN" in line
+    assert len(workspace.calls("GET", "/api/2.0/preview/scim/v2/Me")) == 1  # no retries of an auth failure
+
+
+def test_missing_configuration_is_one_line(
+    workspace: FakeWorkspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.delenv("DATABRICKS_HOST")
+    monkeypatch.delenv("DATABRICKS_TOKEN")
+
+    assert ecom(["remote", "status"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("ecom: error: Databricks authentication is not configured: ")
+    assert "set DATABRICKS_HOST and DATABRICKS_TOKEN, or use a ~/.databrickscfg profile (--profile NAME" in line
+    assert "Config:" not in line  # the SDK's debug suffix is dropped
+
+    with pytest.raises(RemoteError, match=r"not configured \(profile 'nope'\): .*nope"):
+        connect("nope")
+
+
+def test_unreachable_host_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for key in [k for k in os.environ if k.startswith("DATABRICKS_")]:
+        monkeypatch.delenv(key)
+    (tmp_path / "cfg").write_text("")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "cfg"))
+    monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+
+    w = connect(retry_timeout_seconds=1)
+    with (
+        pytest.raises(
+            RemoteError, match=rf"^cannot reach http://127.0.0.1:{port} \(Timed out after .*Connection refused"
+        ),
+        api_errors(w),
+    ):
+        w.current_user.me()
+
+
+def test_status_latest_and_given_run(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    first = workspace.add_run(11, "success")
+    workspace.runs[first].polls = 99  # finished
+    latest = workspace.add_run(11, "fail")
+    workspace.runs[latest].polls = 99
+
+    assert ecom(["remote", "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"run {latest} '{DEV_JOB}': TERMINATED FAILED (5m 05s)"
+    assert re.fullmatch(r"  silver_orders\s+TERMINATED\s+FAILED\s+45s", out[3])
+    assert out[-2] == f"  error: task silver_orders FAILED: {TASK_ERROR}"
+    assert out[-1] == f"{workspace.host}/?o=1#job/11/run/{latest}"
+
+    assert ecom(["remote", "status", str(first)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"run {first} '{DEV_JOB}': TERMINATED SUCCESS (5m 05s)"
+    assert [line.split()[0] for line in out[1:-1]] == list(TASKS)
+    assert all("SUCCESS" in line for line in out[1:-1])
+    assert out[-1] == f"{workspace.host}/?o=1#job/11/run/{first}"
+
+
+def test_status_without_runs(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    assert ecom(["remote", "status"]) == 2
+    assert "has no runs yet" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ecom remote report.
+# ----------------------------------------------------------------------------------------------------------------
+
+_DEC = ("profit", "DECIMAL", "decimal(28,2)")
+_YEAR = ("year", "INT", "int")
+_CUSTOMER = [("customer_id", "STRING", "string"), ("customer_name", "STRING", "string")]
+REPORT_TABLES = {
+    "profit_by_year": FakeTable([_YEAR, _DEC], [["2015", "1234.50"], ["2016", "-20.05"]]),
+    "profit_by_year_category": FakeTable(
+        [_YEAR, ("category", "STRING", "string"), _DEC],
+        [["2015", "Furniture", "1000.00"], ["2015", "Technology", "234.50"], ["2016", "Office Supplies", None]],
+    ),
+    "profit_by_customer": FakeTable(
+        [*_CUSTOMER, _DEC],
+        [
+            ["AA-10315", "Alex Avila", "900.10"],
+            ["BB-10000", "Bea Beck", "300.00"],
+            ["CC-12345", "Cy Cole", "14.35"],
+            ["DD-00001", 'Dee "Quote", Jr.', "0.00"],
+            ["EE-00002", None, "-12.00"],
+        ],
+        chunk_size=3,
+    ),
+    "profit_by_customer_year": FakeTable(
+        [*_CUSTOMER, ("year", "LONG", "bigint"), _DEC], [["AA-10315", "Alex Avila", "2015", "900.10"]]
+    ),
+}
+
+
+def test_report_chunks_and_decimals(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    workspace.tables = REPORT_TABLES
+    argv = ["remote", "report", "--warehouse-id", "wh-1", "--schema", "dev_jane_doe_ecom_gold", *FAST]
+
+    assert ecom([*argv, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out, parse_float=Decimal)
+
+    assert list(report) == list(report_queries())
+    assert report["profit_by_year"] == [
+        {"year": 2015, "profit": Decimal("1234.50")},
+        {"year": 2016, "profit": Decimal("-20.05")},
+    ]
+    assert report["profit_by_year_category"][2] == {"year": 2016, "category": "Office Supplies", "profit": None}
+    customers = report["profit_by_customer"]
+    assert [c["customer_id"] for c in customers] == ["AA-10315", "BB-10000", "CC-12345", "DD-00001", "EE-00002"]
+    assert customers[3]["customer_name"] == 'Dee "Quote", Jr.'
+    assert customers[4] == {"customer_id": "EE-00002", "customer_name": None, "profit": Decimal("-12.00")}
+    assert report["profit_by_customer_year"] == [
+        {"customer_id": "AA-10315", "customer_name": "Alex Avila", "year": 2015, "profit": Decimal("900.10")}
+    ]
+    # Only the two-chunk result needed a chunk request; the first chunk comes with the statement.
+    chunk_calls = [p for m, p, _ in workspace.requests if "/result/chunks/" in p]
+    assert chunk_calls == ["/api/2.0/sql/statements/01ef-0003/result/chunks/1"]
+    posted = workspace.calls("POST", "/api/2.0/sql/statements")
+    assert [body["statement"] for body in posted] == list(report_queries().values())
+    assert {(b["warehouse_id"], b["catalog"], b["schema"], b["wait_timeout"]) for b in posted} == {
+        ("wh-1", "main", "dev_jane_doe_ecom_gold", "30s")
+    }
+    assert {(b["disposition"], b["format"]) for b in posted} == {("INLINE", "JSON_ARRAY")}
+    assert len(workspace.calls("GET", "/api/2.0/sql/statements/01ef-0001")) == 2  # PENDING -> RUNNING -> SUCCEEDED
+
+    assert ecom([*argv, "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    assert "== profit_by_customer (5 rows)" in table
+    assert re.search(r"^2015\s+1234\.50$", table, re.MULTILINE)  # numbers right-aligned, exact decimals
+
+
+def test_report_failed_statement(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    workspace.tables = REPORT_TABLES
+    workspace.failing_statements = {
+        "profit_by_year_category": "[TABLE_OR_VIEW_NOT_FOUND] The table or view `profit_by_year_category` cannot be\n"
+        "found. Verify the spelling and correctness of the schema and catalog. SQLSTATE: 42P01"
+    }
+
+    code = ecom(["remote", "report", "--warehouse-id", "wh-1", *FAST])
+    out, err = capsys.readouterr()
+
+    assert code == 2
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(
+        "ecom: error: profit_by_year_category: statement FAILED on warehouse wh-1: [TABLE_OR_VIEW_NOT_FOUND] The "
+        "table or view `profit_by_year_category` cannot be found."
+    )
+    assert line.endswith("SQLSTATE: 42P01 [BAD_REQUEST]")
+    assert len(workspace.calls("POST", "/api/2.0/sql/statements")) == 2  # stops at the failing query
+
+
+def test_report_statement_timeout_cancels_it(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    workspace.tables = REPORT_TABLES
+    workspace.stuck_statements = {"profit_by_year"}
+
+    code = ecom(["remote", "report", "--warehouse-id", "wh-1", "--timeout", "0.005", "--poll-seconds", "0.05"])
+
+    assert code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "ecom: error: profit_by_year: statement 01ef-0001 still RUNNING after 0.3 s on warehouse wh-1"
+    )
+    assert workspace.statements["01ef-0001"].get("cancelled") is True
+
+
+def test_run_poll_failure_says_the_run_goes_on(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
+    workspace.broken_poll = 2
+
+    assert ecom(["remote", "run", *FAST]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert (
+        "(InternalError INTERNAL_ERROR): Internal server error; stopped watching run 501, which keeps running: " in line
+    )
+    assert line.endswith(f"{workspace.host}/?o=1#job/11/run/501")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Helpers.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user_name", "display_name", "short"),
+    [
+        ("Jane.Doe@example.com", None, "jane_doe"),
+        ("test$.user@example.com", None, "test_user"),
+        ('"_quoted"@domain.com', None, "quoted"),
+        ("jöhn.dœ@domain.com", None, "jöhn_dœ"),
+        ("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", "my-service-principal", "my_service_principal"),
+        ("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", None, "1706906c_c0a2_4c25_9f57_3a7aa3cb8123"),
+    ],
+)
+def test_short_user_name_matches_the_databricks_cli(user_name: str, display_name: str | None, short: str) -> None:
+    assert short_user_name(user_name, display_name) == short
+
+
+def test_convert_value_and_durations() -> None:
+    assert convert_value("12.30", "DECIMAL") == Decimal("12.30")
+    assert convert_value("9007199254740993", "LONG") == 9007199254740993
+    assert convert_value("7", "int") == 7
+    assert convert_value("true", "BOOLEAN") is True
+    assert convert_value("2024-05-01", "DATE").isoformat() == "2024-05-01"
+    assert convert_value("1.5", "DOUBLE") == 1.5
+    assert convert_value("2024-05-01T00:00:00Z", "TIMESTAMP") == "2024-05-01T00:00:00Z"
+    assert convert_value(None, "DECIMAL") is None
+    assert [format_duration(ms) for ms in (None, 12_400, 185_000, 3_725_000)] == ["-", "12s", "3m 05s", "1h 02m"]
+
+
+def test_snapshot_keeps_latest_attempt_and_reads_api_2_2_status() -> None:
+    run = {
+        "run_id": 7,
+        "run_page_url": "https://example.cloud.databricks.com/#job/1/run/7",
+        "status": {"state": "RUNNING"},  # API 2.2 status only, no deprecated `state`
+        "start_time": 1_000,
+        "tasks": [
+            {
+                "task_key": "bronze_ingest",
+                "run_id": 70,
+                "attempt_number": 0,
+                "start_time": 1_000,
+                "end_time": 61_000,
+                "status": {
+                    "state": "TERMINATED",
+                    "termination_details": {"code": "RUN_EXECUTION_ERROR", "message": "boom"},
+                },
+            },
+            {"task_key": "silver_dimensions", "run_id": 71, "status": {"state": "BLOCKED"}},
+            {
+                "task_key": "bronze_ingest",
+                "run_id": 72,
+                "attempt_number": 1,
+                "start_time": 181_000,
+                "status": {"state": "RUNNING"},
+            },
+        ],
+    }
+    w = SimpleNamespace(jobs=SimpleNamespace(get_run=lambda run_id: Run.from_dict(run)))
+
+    snapshot = get_snapshot(w, 7, now_ms=193_000)  # type: ignore[arg-type]
+
+    assert (snapshot.life_cycle, snapshot.result, snapshot.finished) == ("RUNNING", None, False)
+    bronze, silver = snapshot.tasks
+    assert (bronze.task_key, bronze.run_id, bronze.attempt, bronze.life_cycle) == ("bronze_ingest", 72, 1, "RUNNING")
+    assert format_task(bronze).split() == ["bronze_ingest", "(retry", "1)", "RUNNING", "-", "12s"]
+    assert (silver.life_cycle, silver.duration_ms) == ("BLOCKED", None)
+    run["status"] = {"state": "TERMINATED", "termination_details": {"code": "SUCCESS", "message": ""}}
+    assert get_snapshot(w, 7).succeeded  # type: ignore[arg-type]
