@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ecom_lakehouse import sources
@@ -60,7 +62,7 @@ def test_read_orders_accepts_array_and_json_lines_as_strings(spark, tmp_path):
 
 def test_read_orders_keeps_malformed_records(spark, tmp_path):
     path = tmp_path / "orders.jsonl"
-    path.write_text('{"Row ID": 1, "Order ID": "X"}\n{"Row ID": 2, "Order ID": \n', encoding="utf-8")
+    path.write_text(json.dumps(order(1)) + '\n{"Row ID": 2, "Order ID": \n', encoding="utf-8")
     rows = sources.read_orders(spark, [str(path)]).collect()
     assert len(rows) == 2
     bad = [r for r in rows if r[sources.CORRUPT_RECORD] is not None]
@@ -104,7 +106,7 @@ def test_read_customers_turns_cells_into_source_text(spark, tmp_path):
     assert rows[0]["phone"] == "7185624866" and rows[0]["Postal Code"] == "5408"
     assert rows[1]["Customer Name"] is None and rows[1]["phone"] == "#ERROR!"
     assert [r[sources.SOURCE_ROW] for r in rows] == [2, 4]
-    assert rows[0][sources.SOURCE_FILE] == path.resolve().as_uri()
+    assert rows[0][sources.SOURCE_FILE] == "file:" + str(path.resolve())
 
 
 def test_read_customers_names_the_file_and_missing_column(spark, tmp_path):

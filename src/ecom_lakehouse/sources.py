@@ -7,7 +7,9 @@ also carry ``_source_row`` (the sheet row number) so errors can name the record.
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -121,20 +123,61 @@ def _string_schema(fields: Iterable[str], *, corrupt: bool = False) -> T.StructT
     return struct.add(CORRUPT_RECORD, T.StringType(), True) if corrupt else struct
 
 
-def _first_char(spark: SparkSession, path: str) -> str:
+def _head_text(spark: SparkSession, path: str, size: int = 1 << 20) -> str:
     if is_remote(path):
-        row = spark.read.text(path).where(F.trim("value") != "").first()
-        text = row[0] if row else ""
-    else:
-        with open(path.removeprefix("file:"), "rb") as handle:
-            text = handle.read(4096).decode("utf-8", errors="replace")
-    return text.lstrip("\ufeff \t\r\n")[:1]
+        return "\n".join(row[0] for row in spark.read.text(path).limit(50).collect())
+    with open(_local(path), "rb") as handle:
+        return handle.read(size).decode("utf-8", errors="replace")
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file:") if not path.startswith("file://") else path.removeprefix("file://")
+
+
+def _first_record(path: str, head: str) -> tuple[bool, dict[str, object] | None]:
+    """Whether the file is a JSON array, and its first parseable record (None when there is none to read)."""
+    text = head.lstrip("\ufeff \t\r\n")
+    if not text:
+        raise SourceError(f"{path}: empty file, no order records")
+    decoder = json.JSONDecoder()
+    if text[0] == "[":
+        try:
+            first, _ = decoder.raw_decode(text[1:].lstrip())
+        except ValueError:
+            return True, None
+        return True, first if isinstance(first, dict) else None
+    for line in text.splitlines()[:50]:
+        try:
+            first = json.loads(line.lstrip("\ufeff"))
+        except ValueError:
+            continue
+        if isinstance(first, dict):
+            return False, first
+    return False, None
+
+
+def _validate_array(path: str) -> None:
+    """A JSON array file is one JSON value: if it does not parse, say where (no record of it can be trusted)."""
+    if is_remote(path):
+        return
+    try:
+        with open(_local(path), encoding="utf-8-sig") as handle:
+            json.load(handle)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start}): re-export the file as UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise SourceError(
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); truncated or malformed export"
+        ) from exc
 
 
 def read_orders(spark: SparkSession, files: list[str]) -> DataFrame:
     """Read order files: each is a JSON array (pretty-printed like the export) or JSON Lines.
 
-    A malformed record is not dropped: it arrives with its text in ``_corrupt_record`` and null fields.
+    The schema is explicit (no inference pass): the known fields as strings, plus any extra field found in a file's
+    first record (schema drift: kept in bronze). A file whose first record lacks a known field fails the run,
+    naming the file and the field. A JSON Lines record that does not parse is not dropped: it arrives with its text
+    in ``_corrupt_record``; a JSON array that does not parse fails the run with the position of the error.
 
     Args:
         spark: the session.
@@ -143,20 +186,28 @@ def read_orders(spark: SparkSession, files: list[str]) -> DataFrame:
     Returns:
         One row per order line, all fields as strings, plus ``_corrupt_record`` and ``_source_file``.
     """
-    schema = _string_schema(ORDER_FIELDS, corrupt=True)
-    arrays = [f for f in files if _first_char(spark, f) == "["]
-    lines = [f for f in files if f not in arrays]
-    frames = []
-    for group, multiline in ((arrays, True), (lines, False)):
-        if group:
-            frames.append(
-                spark.read.schema(schema)
-                .option("multiLine", multiline)
-                .option("mode", "PERMISSIVE")
-                .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-                .json(group)
-                .withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
-            )
+    arrays, lines, extra = [], [], []
+    for path in files:
+        is_array, first = _first_record(path, _head_text(spark, path))
+        if is_array:
+            _validate_array(path)
+        if first is not None:
+            missing = [f for f in ORDER_FIELDS if f not in first]
+            if missing:
+                raise SourceError(f"{path}: required field(s) {', '.join(missing)} missing from the records")
+            extra += [k for k in first if k not in ORDER_FIELDS and k not in extra]
+        (arrays if is_array else lines).append(path)
+    schema = _string_schema((*ORDER_FIELDS, *extra), corrupt=True)
+    frames = [
+        spark.read.schema(schema)
+        .option("multiLine", multiline)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
+        .json(group)
+        .withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+        for group, multiline in ((arrays, True), (lines, False))
+        if group
+    ]
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
@@ -166,6 +217,10 @@ def read_orders(spark: SparkSession, files: list[str]) -> DataFrame:
 def read_products(spark: SparkSession, files: list[str]) -> DataFrame:
     """Read product CSV files (RFC 4180: ``""`` escapes a quote; quoted fields may hold commas or newlines).
 
+    Column names come from each file's header: the required columns must be there, extra ones are kept (schema
+    drift). Local files are first checked as UTF-8 RFC 4180 (an unbalanced quote would otherwise swallow the
+    rest of the file into one field): a violation fails the run naming the file and line.
+
     Args:
         spark: the session.
         files: product file paths.
@@ -173,39 +228,64 @@ def read_products(spark: SparkSession, files: list[str]) -> DataFrame:
     Returns:
         One row per CSV record, all fields as strings, plus ``_corrupt_record`` and ``_source_file``.
     """
-    _require_header(spark, files, PRODUCT_FIELDS)
-    return (
-        spark.read.schema(_string_schema(PRODUCT_FIELDS, corrupt=True))
-        .option("header", True)
-        .option("multiLine", True)
-        .option("quote", '"')
-        .option("escape", '"')  # RFC 4180; Spark's default escape is a backslash
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        .option("encoding", "UTF-8")
-        .csv(files)
-        .withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
-    )
-
-
-def _require_header(spark: SparkSession, files: list[str], expected: tuple[str, ...]) -> None:
+    frames = []
     for path in files:
-        first = spark.read.text(path).first() if is_remote(path) else None
-        if first is not None:
-            header = first[0]
-        else:
-            with open(path.removeprefix("file:"), encoding="utf-8-sig", errors="replace") as handle:
-                header = handle.readline()
-        columns = [c.strip().strip('"') for c in header.lstrip("\ufeff").rstrip("\r\n").split(",")]
-        missing = [c for c in expected if c not in columns]
-        if missing:
-            raise SourceError(f"{path}: header lacks required column(s) {', '.join(missing)}")
-        if columns[: len(expected)] != list(expected):
-            raise SourceError(f"{path}: header columns {columns} are not in the expected order {list(expected)}")
+        header = _csv_header(spark, path, PRODUCT_FIELDS)
+        frames.append(
+            spark.read.schema(_string_schema(header, corrupt=True))
+            .option("header", True)
+            .option("multiLine", True)
+            .option("quote", '"')
+            .option("escape", '"')  # RFC 4180; Spark's default escape is a backslash
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
+            .option("encoding", "UTF-8")
+            .csv(path)
+            .withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+        )
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame, allowMissingColumns=True)
+    return result
+
+
+def _csv_header(spark: SparkSession, path: str, required: tuple[str, ...]) -> list[str]:
+    text = _head_text(spark, path) if is_remote(path) else _validated_csv_text(path)
+    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [c.strip() for c in next(rows, [])]
+    if not header or header == [""]:
+        raise SourceError(f"{path}: empty file, no CSV header")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise SourceError(f"{path}: header lacks required column(s) {', '.join(missing)}")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise SourceError(f"{path}: header repeats column(s) {', '.join(duplicated)}")
+    return header
+
+
+def _validated_csv_text(path: str) -> str:
+    try:
+        with open(_local(path), encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start}): re-export the file as UTF-8") from exc
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), strict=True)
+    try:
+        width = len(next(reader, []))
+        for row in reader:
+            if row and len(row) != width:
+                raise SourceError(
+                    f"{path}: record at line {reader.line_num} has {len(row)} fields, the header has {width}"
+                )
+    except csv.Error as exc:
+        raise SourceError(f"{path}: malformed CSV near line {reader.line_num}: {exc} (unbalanced quote?)") from exc
+    return text
 
 
 def read_customers(spark: SparkSession, files: list[str]) -> DataFrame:
-    """Read customer workbooks (.xlsx): the first sheet, header on its first non-empty row.
+    """Read customer workbooks (.xlsx): the first sheet holding the required columns, header on its first
+    non-empty row; extra columns are kept (schema drift).
 
     Cells become strings without reinterpretation: numeric phones stay digits (``7185624866``), integral floats
     lose the ``.0`` Excel adds, dates become ISO text. Entirely blank rows are not records and are skipped.
@@ -217,43 +297,54 @@ def read_customers(spark: SparkSession, files: list[str]) -> DataFrame:
     Returns:
         One row per sheet row, all fields as strings, plus ``_source_file`` and ``_source_row``.
     """
-    rows: list[tuple[str | None, ...]] = []
+    columns: list[str] = list(CUSTOMER_FIELDS)
+    records: list[dict[str, object]] = []
     for path in files:
-        rows.extend(_read_workbook(spark, path))
-    schema = _string_schema((*CUSTOMER_FIELDS, SOURCE_FILE)).add(SOURCE_ROW, T.IntegerType(), False)
-    return spark.createDataFrame(rows, schema)
+        header, rows = _read_workbook(spark, path)
+        columns += [c for c in header if c not in columns]
+        records += rows
+    schema = _string_schema((*columns, SOURCE_FILE)).add(SOURCE_ROW, T.IntegerType(), False)
+    return spark.createDataFrame([tuple(r.get(c) for c in schema.names) for r in records], schema)
 
 
-def _read_workbook(spark: SparkSession, path: str) -> list[tuple]:
+def _read_workbook(spark: SparkSession, path: str) -> tuple[list[str], list[dict[str, object]]]:
     from openpyxl import load_workbook
 
     if is_remote(path):
         content = spark.read.format("binaryFile").load(path).select("content").first()[0]
         source: io.BytesIO | str = io.BytesIO(bytes(content))
     else:
-        source = path.removeprefix("file:")
+        source = _local(path)
     try:
         workbook = load_workbook(source, read_only=True, data_only=True)
     except Exception as exc:
         raise SourceError(f"{path}: not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})") from exc
     try:
-        sheet = workbook.worksheets[0]
-        values = sheet.iter_rows(values_only=True)
-        header_row, header = _find_header(values)
-        missing = [c for c in CUSTOMER_FIELDS if c not in header]
-        if missing:
-            raise SourceError(f"{path}: sheet {sheet.title!r} lacks required column(s) {', '.join(missing)}")
-        positions = [header.index(c) for c in CUSTOMER_FIELDS]
-        uri = _file_uri(path)
-        out = []
-        for row_number, cells in enumerate(values, start=header_row + 1):
-            if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
-                continue
-            padded = tuple(cells) + (None,) * (len(header) - len(cells))
-            out.append((*(_cell_text(padded[i]) for i in positions), uri, row_number))
-        return out
+        first_missing = None
+        for sheet in workbook.worksheets:
+            values = sheet.iter_rows(values_only=True)
+            header_row, header = _find_header(values)
+            missing = [c for c in CUSTOMER_FIELDS if c not in header]
+            if not missing:
+                return header, _sheet_records(values, header, header_row, file_uri(path))
+            first_missing = first_missing or (sheet.title, missing)
+        title, missing = first_missing or ("", list(CUSTOMER_FIELDS))
+        raise SourceError(f"{path}: sheet {title!r} lacks required column(s) {', '.join(missing)}")
     finally:
         workbook.close()
+
+
+def _sheet_records(values: Iterator[tuple], header: list[str], header_row: int, uri: str) -> list[dict[str, object]]:
+    named = [(i, name) for i, name in enumerate(header) if name]
+    records = []
+    for row_number, cells in enumerate(values, start=header_row + 1):
+        if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+            continue
+        record: dict[str, object] = {name: _cell_text(cells[i]) if i < len(cells) else None for i, name in named}
+        record[SOURCE_FILE] = uri
+        record[SOURCE_ROW] = row_number
+        records.append(record)
+    return records
 
 
 def _find_header(values: Iterator[tuple]) -> tuple[int, list[str]]:
@@ -264,8 +355,11 @@ def _find_header(values: Iterator[tuple]) -> tuple[int, list[str]]:
     return 0, []
 
 
-def _file_uri(path: str) -> str:
-    return path if is_remote(path) or path.startswith("file:") else Path(path).resolve().as_uri()
+def file_uri(path: str) -> str:
+    """The URI Spark reports for a file in ``_metadata.file_path`` (``file:/abs/path`` locally)."""
+    if is_remote(path) or path.startswith("file:"):
+        return path
+    return Path(path).resolve().as_uri().replace("file:///", "file:/", 1)
 
 
 def _cell_text(value: object) -> str | None:
