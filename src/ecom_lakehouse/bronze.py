@@ -19,6 +19,7 @@ _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 INGESTED_AT = "_ingested_at"
 RUN_ID = "_run_id"
+SOURCE_SHA256 = "_source_sha256"
 
 
 def to_delta_safe_name(name: str) -> str:
@@ -64,6 +65,23 @@ def with_ingestion_metadata(run_id: str, ingested_at: datetime) -> Callable[[Dat
     return transform
 
 
-def to_bronze(df: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
+def with_source_fingerprint(fingerprints: dict[str, str]) -> Callable[[DataFrame], DataFrame]:
+    """Curried transform adding ``_source_sha256``, the content hash of the row's ``_source_file``.
+
+    Bronze remembers what it ingested through this pair: a file whose (path, hash) is already in bronze is
+    not read again; a changed file is.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        pairs = [F.lit(x) for item in sorted(fingerprints.items()) for x in item]
+        return df.withColumn(SOURCE_SHA256, F.element_at(F.create_map(*pairs), F.col("_source_file")))
+
+    return transform
+
+
+def to_bronze(
+    df: DataFrame, run_id: str, ingested_at: datetime, fingerprints: dict[str, str] | None = None
+) -> DataFrame:
     """Raw source rows -> bronze rows: safe column names plus ingestion metadata."""
-    return df.transform(with_delta_safe_columns).transform(with_ingestion_metadata(run_id, ingested_at))
+    out = df.transform(with_delta_safe_columns).transform(with_ingestion_metadata(run_id, ingested_at))
+    return out.transform(with_source_fingerprint(fingerprints)) if fingerprints is not None else out

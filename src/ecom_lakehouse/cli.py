@@ -72,15 +72,31 @@ def write_report(report: dict, fmt: str, output: str | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.locks import lakehouse_lock
     from ecom_lakehouse.pipeline import run_all
     from ecom_lakehouse.sources import is_remote
 
     started = time.perf_counter()
     input_path = args.input or str(SAMPLE_DIR)
-    lakehouse = _open_lakehouse(args.lakehouse, with_s3=is_remote(input_path), create=True)
-    run = run_all(lakehouse, input_path)
-    log.info("run %s finished in %.1f s", run.run_id, time.perf_counter() - started)
-    _print_report(lakehouse, args.format, args.output)
+    with lakehouse_lock(Path(args.lakehouse).resolve(), args.wait_lock):
+        lakehouse = _open_lakehouse(args.lakehouse, with_s3=is_remote(input_path), create=True)
+        run = run_all(lakehouse, input_path, full_refresh=args.full_refresh)
+        log.info("run %s finished in %.1f s", run.run_id, time.perf_counter() - started)
+        _print_report(lakehouse, args.format, args.output)
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.runs import latest_run, quality_report
+
+    lakehouse = _open_lakehouse(args.lakehouse)
+    run = latest_run(lakehouse, args.run_id)
+    if run is not None and not args.run_id and run["status"] == "unchanged":
+        sys.stdout.write(f"latest run {run['run_id']} found nothing new; the tables are from the run below\n\n")
+        run = latest_run(lakehouse, built_tables=True)
+    if run is None:
+        raise EcomError(f"no pipeline run recorded{' with id ' + args.run_id if args.run_id else ''}; run `ecom run`")
+    sys.stdout.write(quality_report(run))
     return 0
 
 
@@ -145,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     lakehouse_arg(run)
     run.add_argument("--format", choices=formats, default="table")
     run.add_argument("--output", help=output_help)
+    run.add_argument("--full-refresh", action="store_true", help="rebuild every table from the current input files")
+    run.add_argument(
+        "--wait-lock", type=float, default=0.0, metavar="SECONDS",
+        help="wait this long for another run on the same lakehouse to finish (default: fail at once)",
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="run the SQL report over existing tables")
@@ -152,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=formats, default="table")
     report.add_argument("--output", help=output_help)
     report.set_defaults(func=cmd_report)
+
+    quality = sub.add_parser("quality", help="print the data-quality report of the latest run (or --run-id)")
+    quality.add_argument("--run-id")
+    lakehouse_arg(quality)
+    quality.set_defaults(func=cmd_quality)
 
     sql = sub.add_parser("sql", help="ad-hoc SQL over the local tables")
     sql.add_argument("query")

@@ -1,6 +1,13 @@
 """The pipeline's steps, each reading its inputs and writing its tables (the edges around the pure transforms).
 
 The notebooks call exactly these functions, one step per notebook; ``ecom run`` calls them in order.
+
+Reruns are idempotent and incremental: bronze remembers each source file it ingested by path and content hash
+(``_source_file``, ``_source_sha256``) and reads only new or changed files; order files are appended, so a new file
+adds only its lines and a corrected file's lines supersede the earlier copies; ``orders_enriched`` is brought up to
+date with a MERGE on the line key that rewrites only the lines that changed. A run with nothing new changes no
+table. Every write is one atomic Delta commit, so a run that dies midway leaves each table at a consistent version
+and the next run completes the work.
 """
 
 from __future__ import annotations
@@ -16,14 +23,19 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ecom_lakehouse import gold, sources
-from ecom_lakehouse.bronze import to_bronze
+from ecom_lakehouse import gold, runs, sources
+from ecom_lakehouse.bronze import SOURCE_SHA256, to_bronze
 from ecom_lakehouse.config import load_config
 from ecom_lakehouse.errors import ReconciliationError, SourceError
 from ecom_lakehouse.expectations import filter_quarantined
 from ecom_lakehouse.silver import to_quarantine
 from ecom_lakehouse.silver.customers import build_customers, checked_customers
-from ecom_lakehouse.silver.orders import build_orders_enriched, checked_orders
+from ecom_lakehouse.silver.orders import (
+    build_orders_enriched,
+    checked_orders,
+    filter_current_versions,
+    with_typed_orders,
+)
 from ecom_lakehouse.silver.products import build_products, checked_products
 from ecom_lakehouse.storage import Lakehouse
 
@@ -34,9 +46,8 @@ _READERS: dict[str, Callable] = {
     "customers": sources.read_customers,
     "products": sources.read_products,
 }
-
-
 WIDGETS = ("catalog", "bronze_schema", "silver_schema", "gold_schema")
+DIMENSIONS = ("customers", "products")
 
 
 def open_from_widgets(spark: SparkSession, widgets: object) -> Lakehouse:
@@ -57,10 +68,13 @@ def new_run_id() -> str:
 
 @dataclass
 class RunLog:
-    """Rows written per table and seconds per step, in order."""
+    """Rows written per table and seconds per step, in order, and what changed in this run."""
 
     run_id: str
+    full_refresh: bool = False
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     steps: list[tuple[str, int, float]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
 
     @contextmanager
     def step(self, table: str) -> Iterator[list[int]]:
@@ -73,6 +87,10 @@ class RunLog:
         self.steps.append((table, sum(rows), seconds))
         log.info("%s: %d rows in %.1f s", table, sum(rows), seconds)
 
+    def rows(self) -> dict[str, int]:
+        """Rows written per table by the steps so far."""
+        return {table: rows for table, rows, _ in self.steps}
+
     def summary(self, spark: SparkSession) -> DataFrame:
         """The steps so far as a DataFrame (table, rows, seconds), for a notebook's final display."""
         return spark.createDataFrame(
@@ -80,31 +98,71 @@ class RunLog:
         )
 
 
-def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> None:
-    """Read every source under ``input_path`` and overwrite the bronze tables with it, as it came."""
+def _ingested_files(lakehouse: Lakehouse, dataset: str) -> set[tuple[str, str]]:
+    if not lakehouse.exists("bronze", dataset):
+        return set()
+    bronze = lakehouse.read("bronze", dataset)
+    if SOURCE_SHA256 not in bronze.columns:
+        return set()
+    return {(r[0], r[1]) for r in bronze.select("_source_file", SOURCE_SHA256).distinct().collect()}
+
+
+def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str]:
+    """Ingest new or changed source files under ``input_path`` into bronze, as they came.
+
+    Order files are appended (a file already ingested with the same content is skipped). Customers and products
+    are full snapshots: when any of their files is new or changed, their bronze table is replaced by the current
+    files. With ``run.full_refresh`` every bronze table is rebuilt from the current files.
+
+    Returns:
+        The datasets whose bronze table changed (also added to ``run.changed``).
+    """
     if not input_path.strip():
         raise SourceError("input_path is empty: pass the folder or URI holding the raw orders, customers and products")
     lakehouse.ensure_schemas()
     found = sources.discover_sources(lakehouse.spark, input_path, lakehouse.config)
     ingested_at = datetime.now(UTC)
     for dataset, files in found.items():
-        with run.step(lakehouse.config.table("bronze", dataset)) as rows:
-            raw_df = _READERS[dataset](lakehouse.spark, files)
-            rows.append(lakehouse.overwrite(to_bronze(raw_df, run.run_id, ingested_at), "bronze", dataset))
+        fingerprints = sources.file_fingerprints(lakehouse.spark, files)
+        known = set() if run.full_refresh else _ingested_files(lakehouse, dataset)
+        new = [f for f in files if (sources.file_uri(f), fingerprints[sources.file_uri(f)]) not in known]
+        table = lakehouse.config.table("bronze", dataset)
+        if not new:
+            log.info("%s: no new or changed file, nothing to ingest", table)
+            continue
+        incremental = dataset == "orders" and not run.full_refresh
+        to_read = new if incremental else files
+        with run.step(table) as rows:
+            raw_df = _READERS[dataset](lakehouse.spark, to_read)
+            bronze_df = to_bronze(raw_df, run.run_id, ingested_at, fingerprints)
+            write = lakehouse.append if incremental else lakehouse.overwrite
+            rows.append(write(bronze_df, "bronze", dataset))
+        run.changed.add(dataset)
+    return set(run.changed)
 
 
 def _write_with_quarantine(
-    lakehouse: Lakehouse, run: RunLog, dataset: str, checked_df: DataFrame, build: Callable[[DataFrame], DataFrame]
+    lakehouse: Lakehouse,
+    run: RunLog,
+    dataset: str,
+    checked_df: DataFrame,
+    build: Callable[[DataFrame], DataFrame],
+    merge_key: str | None = None,
 ) -> None:
     checked_df = checked_df.persist()
     try:
         with run.step(lakehouse.config.table("silver", dataset)) as rows:
-            rows.append(lakehouse.overwrite(build(checked_df), "silver", dataset))
+            silver_df = build(checked_df)
+            if merge_key and not run.full_refresh:
+                changes = lakehouse.merge(silver_df, "silver", dataset, merge_key, "_row_hash")
+                log.info("%s: merge %s", lakehouse.config.table("silver", dataset), changes)
+                rows.append(sum(changes.values()))
+            else:
+                rows.append(lakehouse.overwrite(silver_df, "silver", dataset))
         with run.step(f"{lakehouse.config.table('silver', 'quarantine')}[{dataset}]") as rows:
             quarantined = checked_df.transform(filter_quarantined).transform(to_quarantine(dataset))
-            rows.append(
-                lakehouse.overwrite(quarantined, "silver", "quarantine", replace_where=f"dataset = '{dataset}'")
-            )
+            only_this = f"dataset = '{dataset}'"
+            rows.append(lakehouse.overwrite(quarantined, "silver", "quarantine", replace_where=only_this))
     finally:
         checked_df.unpersist()
 
@@ -120,56 +178,104 @@ def build_silver_dimensions(lakehouse: Lakehouse, run: RunLog) -> None:
 
 
 def build_silver_orders(lakehouse: Lakehouse, run: RunLog) -> None:
-    """Bronze orders + silver dimensions -> silver orders_enriched (+ quarantined order records)."""
+    """Bronze orders + silver dimensions -> silver orders_enriched by MERGE on row_id (+ quarantined lines)."""
     checked = checked_orders(
         lakehouse.read("bronze", "orders"), lakehouse.read("silver", "customers"), lakehouse.read("silver", "products")
     )
-    _write_with_quarantine(lakehouse, run, "orders", checked, build_orders_enriched)
+    _write_with_quarantine(lakehouse, run, "orders", checked, build_orders_enriched, merge_key="row_id")
 
 
-def build_gold(lakehouse: Lakehouse, run: RunLog) -> None:
-    """Silver orders_enriched -> gold profit_aggregate, then reconcile the layers."""
+def build_gold(lakehouse: Lakehouse, run: RunLog) -> dict[str, object]:
+    """Silver orders_enriched -> gold profit_aggregate, then reconcile the layers and record the run."""
     with run.step(lakehouse.config.table("gold", "profit")) as rows:
         rows.append(lakehouse.overwrite(gold.aggregate_profit(lakehouse.read("silver", "orders")), "gold", "profit"))
-    reconcile(lakehouse)
+    figures = reconcile(lakehouse)
+    runs.record_run(
+        lakehouse,
+        run.run_id,
+        rows=run.rows(),
+        reconciliation={k: str(v) for k, v in figures.items()},
+        rule_counts=runs.rule_counts(lakehouse),
+        status=runs.SUCCEEDED,
+        ended_at=datetime.now(UTC),
+    )
+    return figures
 
 
 def reconcile(lakehouse: Lakehouse) -> dict[str, object]:
-    """Check that no order line was lost or double-counted and profit totals agree; raise if not.
+    """Check that every source record is accounted for exactly once and profit totals agree; raise if not.
+
+    - orders: bronze lines = silver lines + quarantined lines + lines superseded by a later corrected file;
+    - customers: bronze rows = silver rows + quarantined rows;
+    - products: bronze rows = rows collapsed into silver (``source_rows``) + quarantined rows;
+    - profit: total in silver orders_enriched = total in gold.
 
     Returns:
         The figures compared.
 
     Raises:
-        ReconciliationError: bronze rows != silver + quarantined rows, or silver profit != gold profit.
+        ReconciliationError: naming the check that broke and its figures.
     """
-    bronze_rows = lakehouse.read("bronze", "orders").count()
-    silver = lakehouse.read("silver", "orders").agg(F.count(F.lit(1)), F.sum("profit")).first()
-    quarantined = lakehouse.read("silver", "quarantine").where(F.col("dataset") == "orders").count()
-    gold_profit = lakehouse.read("gold", "profit").agg(F.sum("profit")).first()[0]
-    figures = {
-        "bronze_order_lines": bronze_rows,
-        "silver_order_lines": silver[0],
-        "quarantined_order_lines": quarantined,
-        "silver_profit": silver[1],
-        "gold_profit": gold_profit,
+    quarantine = lakehouse.read("silver", "quarantine").groupBy("dataset").count().collect()
+    quarantined = {r["dataset"]: r["count"] for r in quarantine}
+    bronze_orders = lakehouse.read("bronze", "orders")
+    current = bronze_orders.transform(with_typed_orders).transform(filter_current_versions).count()
+    silver_orders = lakehouse.read("silver", "orders").agg(F.count(F.lit(1)), F.sum("profit")).first()
+    figures: dict[str, object] = {
+        "orders.bronze": bronze_orders.count(),
+        "orders.superseded": None,
+        "orders.silver": silver_orders[0],
+        "orders.quarantined": quarantined.get("orders", 0),
+        "customers.bronze": lakehouse.read("bronze", "customers").count(),
+        "customers.silver": lakehouse.read("silver", "customers").count(),
+        "customers.quarantined": quarantined.get("customers", 0),
+        "products.bronze": lakehouse.read("bronze", "products").count(),
+        "products.silver_source_rows": lakehouse.read("silver", "products").agg(F.sum("source_rows")).first()[0] or 0,
+        "products.quarantined": quarantined.get("products", 0),
+        "profit.silver": silver_orders[1],
+        "profit.gold": lakehouse.read("gold", "profit").agg(F.sum("profit")).first()[0],
     }
-    if bronze_rows != silver[0] + quarantined:
-        raise ReconciliationError(
-            f"order lines do not reconcile: bronze {bronze_rows} != silver {silver[0]} + quarantined {quarantined}"
-        )
-    if silver[1] != gold_profit:
-        raise ReconciliationError(f"profit does not reconcile: silver {silver[1]} != gold {gold_profit}")
+    figures["orders.superseded"] = figures["orders.bronze"] - current
+    checks = [
+        ("orders", figures["orders.bronze"],
+         figures["orders.silver"] + figures["orders.quarantined"] + figures["orders.superseded"]),
+        ("customers", figures["customers.bronze"], figures["customers.silver"] + figures["customers.quarantined"]),
+        ("products", figures["products.bronze"],
+         figures["products.silver_source_rows"] + figures["products.quarantined"]),
+        ("profit", figures["profit.silver"], figures["profit.gold"]),
+    ]  # fmt: skip
+    for name, left, right in checks:
+        if left != right:
+            detail = ", ".join(f"{k}={v}" for k, v in figures.items() if k.startswith(name))
+            raise ReconciliationError(f"{name} do not reconcile: {left} != {right} ({detail})")
     log.info("reconciled: %s", ", ".join(f"{k}={v}" for k, v in figures.items()))
     return figures
 
 
-def run_all(lakehouse: Lakehouse, input_path: str, run_id: str | None = None) -> RunLog:
-    """Every layer in order: bronze, silver dimensions, silver orders, gold (reconciled)."""
-    run = RunLog(run_id or new_run_id())
-    log.info("run %s: input %s", run.run_id, input_path)
-    ingest_bronze(lakehouse, input_path, run)
-    build_silver_dimensions(lakehouse, run)
-    build_silver_orders(lakehouse, run)
-    build_gold(lakehouse, run)
+def run_all(lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *, full_refresh: bool = False) -> RunLog:
+    """Every layer in order: bronze, silver dimensions, silver orders, gold (reconciled), recorded in pipeline_runs.
+
+    When no source file is new or changed and the previous run succeeded, nothing is rewritten.
+    """
+    run = RunLog(run_id or new_run_id(), full_refresh=full_refresh)
+    log.info("run %s: input %s%s", run.run_id, input_path, " (full refresh)" if full_refresh else "")
+    lakehouse.ensure_schemas()
+    runs.mark_abandoned_runs(lakehouse)
+    previous = runs.latest_run(lakehouse)
+    runs.record_run(lakehouse, run.run_id, status=runs.RUNNING, input_path=input_path, started_at=run.started_at)
+    try:
+        changed = ingest_bronze(lakehouse, input_path, run)
+        complete = previous is not None and previous["status"] in (runs.SUCCEEDED, runs.SKIPPED)
+        if not changed and complete and lakehouse.exists("gold", "profit"):
+            log.info("nothing new since run %s: silver and gold unchanged", previous["run_id"])
+            runs.record_run(lakehouse, run.run_id, status=runs.SKIPPED, ended_at=datetime.now(UTC), rows={})
+            return run
+        if full_refresh or not complete or changed & set(DIMENSIONS) or not lakehouse.exists("silver", "customers"):
+            build_silver_dimensions(lakehouse, run)
+        build_silver_orders(lakehouse, run)
+        build_gold(lakehouse, run)
+    except BaseException as exc:
+        runs.record_run(lakehouse, run.run_id, status=runs.FAILED, ended_at=datetime.now(UTC),
+                        error=f"{exc.__class__.__name__}: {exc}"[:2000], rows=run.rows())  # fmt: skip
+        raise
     return run

@@ -8,6 +8,7 @@ also carry ``_source_row`` (the sheet row number) so errors can name the record.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -372,3 +373,22 @@ def _cell_text(value: object) -> str | None:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     return str(value)
+
+
+def file_fingerprints(spark: SparkSession, files: list[str]) -> dict[str, str]:
+    """SHA-256 of each file's content, keyed by :func:`file_uri` (how bronze rows name their file).
+
+    Local files are hashed in Python, streaming; remote ones through Spark's binaryFile source.
+    """
+    prints = {}
+    for path in files:
+        if is_remote(path):
+            row = spark.read.format("binaryFile").load(path).select(F.sha2("content", 256)).first()
+            prints[file_uri(path)] = row[0]
+        else:
+            digest = hashlib.sha256()
+            with open(_local(path), "rb") as handle:
+                for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(block)
+            prints[file_uri(path)] = digest.hexdigest()
+    return prints

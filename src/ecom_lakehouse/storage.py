@@ -106,6 +106,46 @@ class Lakehouse:
         writer.saveAsTable(table)
         return self.rows_written(table)
 
+    def append(self, df: DataFrame, layer: str, name: str) -> int:
+        """Append rows (new columns allowed: schema drift), creating the table if needed; returns rows written."""
+        if not self.exists(layer, name):
+            return self.overwrite(df, layer, name)
+        table = self.config.table(layer, name)
+        df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(table)
+        return self.rows_written(table)
+
+    def merge(self, df: DataFrame, layer: str, name: str, key: str, row_hash: str) -> dict[str, int]:
+        """Make the table equal to ``df`` by a MERGE on ``key`` that touches only what changed.
+
+        New keys are inserted, keys whose ``row_hash`` differs are updated, keys no longer in ``df`` deleted; an
+        unchanged row is not rewritten. Creates the table when missing.
+
+        Returns:
+            ``inserted``, ``updated`` and ``deleted`` row counts of the commit.
+        """
+        from delta.tables import DeltaTable
+
+        if not self.exists(layer, name):
+            return {"inserted": self.overwrite(df, layer, name), "updated": 0, "deleted": 0}
+        table = self.config.table(layer, name)
+        (
+            DeltaTable.forName(self.spark, table)
+            .alias("t")
+            .merge(df.alias("s"), f"t.{key} = s.{key}")
+            .whenMatchedUpdateAll(condition=f"t.{row_hash} <> s.{row_hash}")
+            .whenNotMatchedInsertAll()
+            .whenNotMatchedBySourceDelete()
+            .execute()
+        )
+        metrics = self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["operationMetrics"]
+        return {k: int(metrics.get(f"numTargetRows{k.title()}", 0)) for k in ("inserted", "updated", "deleted")}
+
+    def version(self, layer: str, name: str) -> int | None:
+        """The table's current Delta version, None when it does not exist."""
+        if not self.exists(layer, name):
+            return None
+        return int(self.spark.sql(f"DESCRIBE HISTORY {self.config.table(layer, name)} LIMIT 1").first()["version"])
+
     def rows_written(self, table: str) -> int:
         """Output rows of the table's latest write, from Delta history."""
         metrics = self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["operationMetrics"]

@@ -57,6 +57,22 @@ def with_typed_orders(df: DataFrame) -> DataFrame:
     )
 
 
+def with_superseded_flag(df: DataFrame) -> DataFrame:
+    """Add ``_is_superseded``: a later-ingested file carries the same Row ID, so this copy was corrected.
+
+    Versions are ingestion runs: copies ingested in the same run are duplicates (see the line-key expectations),
+    not corrections. Rows without a Row ID are never superseded.
+    """
+    version = F.col("_raw._ingested_at")
+    latest = F.max(version).over(Window.partitionBy("row_id"))
+    return df.withColumn("_is_superseded", F.col("row_id").isNotNull() & (version < latest))
+
+
+def filter_current_versions(df: DataFrame) -> DataFrame:
+    """Typed bronze lines without the copies that later files corrected."""
+    return df.transform(with_superseded_flag).where(~F.col("_is_superseded")).drop("_is_superseded")
+
+
 def with_line_key_stats(df: DataFrame) -> DataFrame:
     """Add the columns the line-key expectations read.
 
@@ -116,9 +132,11 @@ def enrich_with_products(products_df: DataFrame) -> Callable[[DataFrame], DataFr
 
 
 def checked_orders(bronze_df: DataFrame, customers_df: DataFrame, products_df: DataFrame) -> DataFrame:
-    """Bronze orders typed, enriched and checked: every input row once, with ``_errors``/``_warnings``."""
+    """Bronze orders typed, enriched and checked, with ``_errors``/``_warnings``: every current line once
+    (a line corrected by a later file appears in its latest version only)."""
     return (
         bronze_df.transform(with_typed_orders)
+        .transform(filter_current_versions)
         .transform(with_line_key_stats)
         .transform(enrich_with_customers(customers_df))
         .transform(enrich_with_products(products_df))
@@ -137,7 +155,13 @@ def select_orders_enriched(df: DataFrame) -> DataFrame:
         F.col(WARNINGS).alias("quality_flags"),
         F.col("_raw._source_file").alias("_source_file"),
         F.col("_raw._run_id").alias("_run_id"),
-    )  # fmt: skip
+    ).transform(with_row_hash)  # fmt: skip
+
+
+def with_row_hash(df: DataFrame) -> DataFrame:
+    """Add ``_row_hash`` over the business columns, so a MERGE rewrites only lines whose content changed."""
+    business = [c for c in df.columns if not c.startswith("_")]
+    return df.withColumn("_row_hash", F.sha2(F.to_json(F.struct(*business)), 256))
 
 
 def build_orders_enriched(checked_df: DataFrame) -> DataFrame:
