@@ -13,7 +13,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[local,dev]"
+	$(BIN)/pip install --quiet -e ".[local,dev,bench]"
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package with local Spark + Delta and dev tools (.venv/bin/ecom)

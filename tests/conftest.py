@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +36,32 @@ def real_data_dir() -> Path:
     if not all((REAL_DATA / name).is_file() for name in ("Orders.json", "Customer.xlsx", "Products.csv")):
         pytest.skip(f"real dataset not found at {REAL_DATA} (set ECOM_REAL_DATA to its folder to run this test)")
     return REAL_DATA
+
+
+def _decimal(value: object) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.fixture(scope="session")
+def expected_report() -> dict[str, dict]:
+    """The four aggregates computed independently with pandas from the raw sample files."""
+    orders = pd.DataFrame(json.loads((SAMPLE_DIR / "Orders.json").read_text()))
+    profit = pd.to_numeric(orders["Profit"], errors="coerce")
+    order_date = pd.to_datetime(orders["Order Date"], format="%d/%m/%Y", errors="coerce")
+    ship_date = pd.to_datetime(orders["Ship Date"], format="%d/%m/%Y", errors="coerce")
+    quantity = pd.to_numeric(orders["Quantity"], errors="coerce")
+    discount = pd.to_numeric(orders["Discount"], errors="coerce")
+    row_id = pd.to_numeric(orders["Row ID"], errors="coerce")
+    valid = (profit.notna() & order_date.notna() & ship_date.notna() & (ship_date >= order_date) & (quantity > 0)
+             & (quantity == quantity.round()) & discount.between(0, 1) & row_id.notna())  # fmt: skip
+    good = orders[valid].assign(year=order_date[valid].dt.year, profit=profit[valid].map(_decimal))
+    products = pd.read_csv(SAMPLE_DIR / "Products.csv", dtype=str).drop_duplicates("Product ID")
+    good = good.merge(products[["Product ID", "Category"]], on="Product ID", how="left").fillna({"Category": "Unknown"})
+    return {
+        "lines": int(valid.sum()),
+        "quarantined": int((~valid).sum()),
+        "by_year": good.groupby("year")["profit"].sum().to_dict(),
+        "by_year_category": good.groupby(["year", "Category"])["profit"].sum().to_dict(),
+        "by_customer": good.groupby("Customer ID")["profit"].sum().to_dict(),
+        "by_customer_year": good.groupby(["Customer ID", "year"])["profit"].sum().to_dict(),
+    }

@@ -9,7 +9,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from chispa import assert_df_equality
 
@@ -44,31 +43,6 @@ def cli_run(tmp_path_factory) -> dict[str, object]:
     report = _cli("report", "--lakehouse", "lh", "--format", "json", cwd=workdir)
     assert report.returncode == 0, report.stderr
     return {"dir": workdir, "run_stdout": run.stdout, "report": json.loads(report.stdout)}
-
-
-@pytest.fixture(scope="module")
-def expected_report() -> dict[str, dict]:
-    """The four aggregates computed independently with pandas from the raw sample files."""
-    orders = pd.DataFrame(json.loads((SAMPLE_DIR / "Orders.json").read_text()))
-    profit = pd.to_numeric(orders["Profit"], errors="coerce")
-    order_date = pd.to_datetime(orders["Order Date"], format="%d/%m/%Y", errors="coerce")
-    ship_date = pd.to_datetime(orders["Ship Date"], format="%d/%m/%Y", errors="coerce")
-    quantity = pd.to_numeric(orders["Quantity"], errors="coerce")
-    discount = pd.to_numeric(orders["Discount"], errors="coerce")
-    row_id = pd.to_numeric(orders["Row ID"], errors="coerce")
-    valid = (profit.notna() & order_date.notna() & ship_date.notna() & (ship_date >= order_date) & (quantity > 0)
-             & (quantity == quantity.round()) & discount.between(0, 1) & row_id.notna())  # fmt: skip
-    good = orders[valid].assign(year=order_date[valid].dt.year, profit=profit[valid].map(_decimal))
-    products = pd.read_csv(SAMPLE_DIR / "Products.csv", dtype=str).drop_duplicates("Product ID")
-    good = good.merge(products[["Product ID", "Category"]], on="Product ID", how="left").fillna({"Category": "Unknown"})
-    return {
-        "lines": int(valid.sum()),
-        "quarantined": int((~valid).sum()),
-        "by_year": good.groupby("year")["profit"].sum().to_dict(),
-        "by_year_category": good.groupby(["year", "Category"])["profit"].sum().to_dict(),
-        "by_customer": good.groupby("Customer ID")["profit"].sum().to_dict(),
-        "by_customer_year": good.groupby(["Customer ID", "year"])["profit"].sum().to_dict(),
-    }
 
 
 def test_ecom_run_then_report_in_a_new_process(cli_run, expected_report):

@@ -42,6 +42,7 @@ class Expectation:
     severity: Severity
     check: Callable[[], Column]
     description: str
+    preempts: bool = False  # when violated, the record's other rules are not reported (they cannot be judged)
 
 
 def _raw(name: str) -> Column:
@@ -61,7 +62,7 @@ Q, W = Severity.QUARANTINE, Severity.FLAG
 EXPECTATIONS: tuple[Expectation, ...] = (
     # orders: record structure and line key
     Expectation("orders", "malformed_record", Q, lambda: F.col("_raw._corrupt_record").isNotNull(),
-                "the JSON record could not be parsed"),
+                "the JSON record could not be parsed", preempts=True),
     Expectation("orders", "row_id_missing", Q, lambda: _blank(_raw("row_id")), "Row ID is empty"),
     Expectation("orders", "row_id_not_integer", Q, lambda: _present_but_untyped("row_id", "row_id"),
                 "Row ID is not an integer"),
@@ -108,7 +109,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 "phone is not a usable number; set to null"),
     # products
     Expectation("products", "malformed_record", Q, lambda: F.col("_raw._corrupt_record").isNotNull(),
-                "the CSV record could not be parsed"),
+                "the CSV record could not be parsed", preempts=True),
     Expectation("products", "product_id_missing", Q, lambda: F.col("product_id").isNull(), "Product ID is empty"),
     Expectation("products", "unit_price_invalid", W, lambda: F.col("unit_price").isNull(),
                 "Price per product is missing or not a number"),
@@ -137,9 +138,13 @@ def with_quality_results(dataset: str) -> Callable[[DataFrame], DataFrame]:
     rules = expectations_for(dataset)
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.withColumn(ERRORS, _reasons([e for e in rules if e.severity is Q])).withColumn(
-            WARNINGS, _reasons([e for e in rules if e.severity is W])
-        )
+        errors = _reasons([e for e in rules if e.severity is Q])
+        warnings = _reasons([e for e in rules if e.severity is W])
+        for rule in (e for e in rules if e.preempts):
+            fired = F.coalesce(rule.check(), F.lit(False))
+            errors = F.when(fired, F.array(F.lit(rule.reason))).otherwise(errors)
+            warnings = F.when(fired, F.array().cast("array<string>")).otherwise(warnings)
+        return df.withColumn(ERRORS, errors).withColumn(WARNINGS, warnings)
 
     return transform
 

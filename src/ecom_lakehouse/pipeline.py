@@ -72,6 +72,7 @@ class RunLog:
 
     run_id: str
     full_refresh: bool = False
+    input_path: str | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     steps: list[tuple[str, int, float]] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
@@ -90,6 +91,12 @@ class RunLog:
     def rows(self) -> dict[str, int]:
         """Rows written per table by the steps so far."""
         return {table: rows for table, rows, _ in self.steps}
+
+    def state(self, status: str, **fields: object) -> dict[str, object]:
+        """The run as a ``pipeline_runs`` record."""
+        ended = None if status == runs.RUNNING else datetime.now(UTC)
+        return {"run_id": self.run_id, "started_at": self.started_at, "ended_at": ended, "status": status,
+                "input_path": self.input_path, "rows": self.rows(), **fields}  # fmt: skip
 
     def summary(self, spark: SparkSession) -> DataFrame:
         """The steps so far as a DataFrame (table, rows, seconds), for a notebook's final display."""
@@ -190,15 +197,9 @@ def build_gold(lakehouse: Lakehouse, run: RunLog) -> dict[str, object]:
     with run.step(lakehouse.config.table("gold", "profit")) as rows:
         rows.append(lakehouse.overwrite(gold.aggregate_profit(lakehouse.read("silver", "orders")), "gold", "profit"))
     figures = reconcile(lakehouse)
-    runs.record_run(
-        lakehouse,
-        run.run_id,
-        rows=run.rows(),
-        reconciliation={k: str(v) for k, v in figures.items()},
-        rule_counts=runs.rule_counts(lakehouse),
-        status=runs.SUCCEEDED,
-        ended_at=datetime.now(UTC),
-    )
+    reconciliation = {k: str(v) for k, v in figures.items()}
+    state = run.state(runs.SUCCEEDED, reconciliation=reconciliation, rule_counts=runs.rule_counts(lakehouse))
+    runs.record_run(lakehouse, state)
     return figures
 
 
@@ -257,25 +258,24 @@ def run_all(lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *,
 
     When no source file is new or changed and the previous run succeeded, nothing is rewritten.
     """
-    run = RunLog(run_id or new_run_id(), full_refresh=full_refresh)
+    run = RunLog(run_id or new_run_id(), full_refresh=full_refresh, input_path=input_path)
     log.info("run %s: input %s%s", run.run_id, input_path, " (full refresh)" if full_refresh else "")
     lakehouse.ensure_schemas()
     runs.mark_abandoned_runs(lakehouse)
     previous = runs.latest_run(lakehouse)
-    runs.record_run(lakehouse, run.run_id, status=runs.RUNNING, input_path=input_path, started_at=run.started_at)
+    runs.record_run(lakehouse, run.state(runs.RUNNING))
     try:
         changed = ingest_bronze(lakehouse, input_path, run)
         complete = previous is not None and previous["status"] in (runs.SUCCEEDED, runs.SKIPPED)
         if not changed and complete and lakehouse.exists("gold", "profit"):
             log.info("nothing new since run %s: silver and gold unchanged", previous["run_id"])
-            runs.record_run(lakehouse, run.run_id, status=runs.SKIPPED, ended_at=datetime.now(UTC), rows={})
+            runs.record_run(lakehouse, run.state(runs.SKIPPED))
             return run
         if full_refresh or not complete or changed & set(DIMENSIONS) or not lakehouse.exists("silver", "customers"):
             build_silver_dimensions(lakehouse, run)
         build_silver_orders(lakehouse, run)
         build_gold(lakehouse, run)
     except BaseException as exc:
-        runs.record_run(lakehouse, run.run_id, status=runs.FAILED, ended_at=datetime.now(UTC),
-                        error=f"{exc.__class__.__name__}: {exc}"[:2000], rows=run.rows())  # fmt: skip
+        runs.record_run(lakehouse, run.state(runs.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000]))
         raise
     return run

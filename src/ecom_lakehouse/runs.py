@@ -5,17 +5,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecom_lakehouse.expectations import EXPECTATIONS
 from ecom_lakehouse.storage import Lakehouse
 
 RUNS_SCHEMA = (
-    "run_id string, started_at timestamp, ended_at timestamp, status string, input_path string, error string, "
-    "rows map<string,bigint>, rule_counts map<string,bigint>, reconciliation map<string,string>"
+    "run_id string, recorded_at timestamp, started_at timestamp, ended_at timestamp, status string, "
+    "input_path string, error string, rows map<string,bigint>, rule_counts map<string,bigint>, "
+    "reconciliation map<string,string>"
 )
 RUNNING, SUCCEEDED, FAILED, SKIPPED, ABANDONED = "running", "succeeded", "failed", "unchanged", "abandoned"
+_COLUMNS = [c.split(" ")[0] for c in RUNS_SCHEMA.split(", ")]
+
+
+def _latest_states(lakehouse: Lakehouse) -> DataFrame:
+    # The table is an append-only log of run states (appends are cheap, atomic and never conflict); a run's state
+    # is its newest record.
+    newest_first = Window.partitionBy("run_id").orderBy(F.col("recorded_at").desc())
+    return (
+        lakehouse.read("silver", "runs")
+        .withColumn("_n", F.row_number().over(newest_first))
+        .where(F.col("_n") == 1)
+        .drop("_n")
+    )
 
 
 def latest_run(lakehouse: Lakehouse, run_id: str | None = None, *, built_tables: bool = False) -> dict | None:
@@ -28,7 +42,7 @@ def latest_run(lakehouse: Lakehouse, run_id: str | None = None, *, built_tables:
     """
     if not lakehouse.exists("silver", "runs"):
         return None
-    runs = lakehouse.read("silver", "runs")
+    runs = _latest_states(lakehouse)
     if run_id:
         runs = runs.where(F.col("run_id") == run_id)
     if built_tables:
@@ -37,43 +51,22 @@ def latest_run(lakehouse: Lakehouse, run_id: str | None = None, *, built_tables:
     return row.asDict(recursive=True) if row else None
 
 
-def record_run(lakehouse: Lakehouse, run_id: str, **fields: object) -> None:
-    """Insert or update a run's row; ``rows`` and ``reconciliation`` are merged into what is recorded already.
-
-    Args:
-        lakehouse: where the table lives.
-        run_id: the run.
-        **fields: columns of :data:`RUNS_SCHEMA` to set.
-    """
-    current = latest_run(lakehouse, run_id) or {"run_id": run_id, "started_at": datetime.now(UTC), "status": RUNNING}
-    for merged in ("rows", "reconciliation", "rule_counts"):
-        if merged in fields:
-            fields[merged] = {**(current.get(merged) or {}), **fields[merged]}  # type: ignore[dict-item]
-    current.update(fields)
-    names = [c.split(" ")[0] for c in RUNS_SCHEMA.split(", ")]
-    row_df = lakehouse.spark.createDataFrame([tuple(current.get(n) for n in names)], RUNS_SCHEMA)
-    if not lakehouse.exists("silver", "runs"):
-        lakehouse.overwrite(row_df, "silver", "runs")
-        return
-    from delta.tables import DeltaTable
-
-    (
-        DeltaTable.forName(lakehouse.spark, lakehouse.config.table("silver", "runs"))
-        .alias("t")
-        .merge(row_df.alias("s"), "t.run_id = s.run_id")
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+def record_run(lakehouse: Lakehouse, state: dict[str, object]) -> None:
+    """Append a run's current state (the columns of :data:`RUNS_SCHEMA`; ``recorded_at`` is set here)."""
+    row = {**state, "recorded_at": datetime.now(UTC)}
+    row_df = lakehouse.spark.createDataFrame([tuple(row.get(c) for c in _COLUMNS)], RUNS_SCHEMA)
+    lakehouse.append(row_df, "silver", "runs")
 
 
 def mark_abandoned_runs(lakehouse: Lakehouse) -> int:
-    """Runs still ``running`` when a new one starts under the lock died midway: mark them ``abandoned``."""
+    """Runs still ``running`` when a new one starts under the lock died midway: record them as ``abandoned``."""
     if not lakehouse.exists("silver", "runs"):
         return 0
-    stale = [r.run_id for r in lakehouse.read("silver", "runs").where(F.col("status") == RUNNING).collect()]
-    for run_id in stale:
-        record_run(lakehouse, run_id, status=ABANDONED, ended_at=datetime.now(UTC), error="process ended mid-run")
+    stale = _latest_states(lakehouse).where(F.col("status") == RUNNING).collect()
+    for row in stale:
+        state = row.asDict(recursive=True)
+        record_run(lakehouse, {**state, "status": ABANDONED, "ended_at": datetime.now(UTC),
+                               "error": "the process ended before the run finished"})  # fmt: skip
     return len(stale)
 
 

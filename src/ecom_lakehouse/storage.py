@@ -73,7 +73,9 @@ class Lakehouse:
             location = self.location(layer, name)
             if location and (Path(location) / "_delta_log").is_dir():
                 table = self.config.table(layer, name)
-                self.spark.sql(f"CREATE TABLE IF NOT EXISTS {table} USING DELTA LOCATION '{location}'")
+                if self.spark.catalog.tableExists(table):  # registered earlier in this session, maybe elsewhere
+                    self.spark.sql(f"DROP TABLE {table}")  # external: drops the name, never the data
+                self.spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
                 registered.append(table)
         return registered
 
