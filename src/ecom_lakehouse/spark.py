@@ -65,6 +65,9 @@ def _local_builder(app_name: str, extra_packages: list[str], *, via_ivy: bool) -
         .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
     )
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", region)
     if os.environ.get("AWS_ENDPOINT_URL"):
         builder = (
             builder.config("spark.hadoop.fs.s3a.endpoint", os.environ["AWS_ENDPOINT_URL"])
