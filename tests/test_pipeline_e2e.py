@@ -110,3 +110,14 @@ def test_run_on_an_input_without_sources_is_one_clear_error(tmp_path):
     result = _cli("run", "--input", "empty", "--lakehouse", "lh", cwd=tmp_path)
     assert result.returncode == 2
     assert "no source file for orders, customers, products" in result.stderr.strip().splitlines()[-1]
+
+
+def test_gold_table_and_columns_carry_comments(spark, cli_run):
+    config = load_config()
+    Lakehouse.open(spark, config, cli_run["dir"] / "lh")
+    table = config.table("gold", "profit")
+    details = {r.col_name: r.data_type for r in spark.sql(f"DESCRIBE TABLE EXTENDED {table}").collect()}
+    assert details["Comment"].startswith("Profit (USD) by order year")
+    comments = {r.col_name: r.comment for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
+    assert comments["profit"].startswith("Sum of the order lines' profit")
+    assert all(comments[c] for c in ("year", "category", "sub_category", "customer_id", "customer_name"))

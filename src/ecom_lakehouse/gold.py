@@ -8,9 +8,24 @@ from pyspark.sql import functions as F
 GRAIN = ("year", "category", "sub_category", "customer_id", "customer_name")
 PROFIT_TYPE = "decimal(28,2)"
 
+TABLE_COMMENT = (
+    "Profit (USD) by order year, product category and sub-category, and customer; one row per combination. "
+    "Built from ecom_silver.orders_enriched: every valid order line counted once; lines whose product or customer "
+    "is not in the source dimensions are under 'Unknown'."
+)
+COLUMN_COMMENTS = {
+    "year": "Calendar year of the order date",
+    "category": "Product category (Furniture, Office Supplies, Technology; Unknown when the product is missing)",
+    "sub_category": "Product sub-category (Unknown when the product is missing)",
+    "customer_id": "Customer ID from the orders export",
+    "customer_name": "Cleaned customer name; Unknown when the customer or its name is missing",
+    "profit": "Sum of the order lines' profit, each rounded half-up to 2 decimals (exact DECIMAL)",
+    "order_lines": "Number of order lines summed",
+}
+
 
 def aggregate_profit(orders_enriched_df: DataFrame) -> DataFrame:
-    """Sum profit (DECIMAL, exact) and count order lines at the gold grain.
+    """Sum profit (DECIMAL, exact) and count order lines at the gold grain; columns carry their comments.
 
     Args:
         orders_enriched_df: silver orders_enriched.
@@ -18,7 +33,8 @@ def aggregate_profit(orders_enriched_df: DataFrame) -> DataFrame:
     Returns:
         One row per (year, category, sub_category, customer_id, customer_name).
     """
-    return orders_enriched_df.groupBy(*GRAIN).agg(
+    aggregated = orders_enriched_df.groupBy(*GRAIN).agg(
         F.sum("profit").cast(PROFIT_TYPE).alias("profit"),
         F.count(F.lit(1)).alias("order_lines"),
     )
+    return aggregated.select(*[F.col(c).alias(c, metadata={"comment": COLUMN_COMMENTS[c]}) for c in aggregated.columns])

@@ -3,11 +3,11 @@
 The notebooks call exactly these functions, one step per notebook; ``ecom run`` calls them in order.
 
 Reruns are idempotent and incremental: bronze remembers each source file it ingested by path and content hash
-(``_source_file``, ``_source_sha256``) and reads only new or changed files; order files are appended, so a new file
-adds only its lines and a corrected file's lines supersede the earlier copies; ``orders_enriched`` is brought up to
-date with a MERGE on the line key that rewrites only the lines that changed. A run with nothing new changes no
-table. Every write is one atomic Delta commit, so a run that dies midway leaves each table at a consistent version
-and the next run completes the work.
+(``_source_file``, ``_source_sha256``) and reads only content it has not ingested yet; order files are appended,
+so a new file adds only its lines and a corrected file's lines supersede the earlier copies; ``orders_enriched`` is
+brought up to date with a MERGE on the line key that rewrites only the lines that changed. A run with nothing new
+changes no table. Every write is one atomic Delta commit, so a run that dies midway leaves each table at a
+consistent version and the next run completes the work.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def _ingested_files(lakehouse: Lakehouse, dataset: str) -> set[tuple[str, str]]:
 def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str]:
     """Ingest new or changed source files under ``input_path`` into bronze, as they came.
 
-    Order files are appended (a file already ingested with the same content is skipped). Customers and products
-    are full snapshots: when any of their files is new or changed, their bronze table is replaced by the current
-    files. With ``run.full_refresh`` every bronze table is rebuilt from the current files.
+    Order files are appended (a file whose content was already ingested, under any name, is skipped). Customers
+    and products are full snapshots: when any of their files is new or changed, their bronze table is replaced by
+    the current files. With ``run.full_refresh`` every bronze table is rebuilt from the current files.
 
     Returns:
         The datasets whose bronze table changed (also added to ``run.changed``).
@@ -126,8 +126,9 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str
     ingested_at = datetime.now(UTC)
     for dataset, files in found.items():
         fingerprints = sources.file_fingerprints(lakehouse.spark, files)
-        known = set() if run.full_refresh else _ingested_files(lakehouse, dataset)
-        new = [f for f in files if (sources.file_uri(f), fingerprints[sources.file_uri(f)]) not in known]
+        # Content already ingested under any name (e.g. re-uploaded under a new ingest_date=) is not read again.
+        known = set() if run.full_refresh else {sha for _, sha in _ingested_files(lakehouse, dataset)}
+        new = [f for f in files if fingerprints[sources.file_uri(f)] not in known]
         table = lakehouse.config.table("bronze", dataset)
         if not new:
             log.info("%s: no new or changed file, nothing to ingest", table)
@@ -191,6 +192,7 @@ def build_gold(lakehouse: Lakehouse, run: RunLog) -> dict[str, object]:
     """Silver orders_enriched -> gold profit_aggregate, then reconcile the layers and record the run."""
     with run.step(lakehouse.config.table("gold", "profit")) as rows:
         rows.append(lakehouse.overwrite(gold.aggregate_profit(lakehouse.read("silver", "orders")), "gold", "profit"))
+    lakehouse.comment("gold", "profit", gold.TABLE_COMMENT)
     figures = reconcile(lakehouse)
     reconciliation = {k: str(v) for k, v in figures.items()}
     state = run.state(runs.SUCCEEDED, reconciliation=reconciliation, rule_counts=runs.rule_counts(lakehouse))

@@ -148,6 +148,11 @@ class Lakehouse:
             return None
         return int(self.spark.sql(f"DESCRIBE HISTORY {self.config.table(layer, name)} LIMIT 1").first()["version"])
 
+    def comment(self, layer: str, name: str, text: str) -> None:
+        """Set the table's comment (shown in Unity Catalog and ``DESCRIBE TABLE EXTENDED``)."""
+        escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+        self.spark.sql(f"COMMENT ON TABLE {self.config.table(layer, name)} IS '{escaped}'")
+
     def rows_written(self, table: str) -> int:
         """Output rows of the table's latest write, from Delta history."""
         metrics = self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["operationMetrics"]

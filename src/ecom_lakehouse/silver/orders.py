@@ -93,23 +93,29 @@ def with_line_key_stats(df: DataFrame) -> DataFrame:
     )
 
 
+def _enrich_with_dimension(
+    dim_df: DataFrame, key: str, labelled: tuple[str, ...], extra: tuple[str, ...], known_flag: str
+) -> Callable[[DataFrame], DataFrame]:
+    # A left join against one row per key (never multiplies a line); a missing key is labelled Unknown and flagged.
+    dim = dim_df.select(key, *labelled, *extra, F.lit(True).alias(known_flag))
+
+    def transform(df: DataFrame) -> DataFrame:
+        joined = df.join(F.broadcast(dim), key, "left")
+        return joined.withColumn(known_flag, F.coalesce(known_flag, F.lit(False))).withColumns(
+            {c: F.coalesce(c, F.lit(UNKNOWN)) for c in labelled}
+        )
+
+    return transform
+
+
 def enrich_with_customers(customers_df: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Curried left join on customer_id adding customer_name, country, segment, region and is_customer_known.
 
     Args:
         customers_df: silver customers, one row per customer_id.
     """
-    dim = customers_df.select(
-        "customer_id", "customer_name", "country", "segment", "region", F.lit(True).alias("is_customer_known")
-    )
-
-    def transform(df: DataFrame) -> DataFrame:
-        joined = df.join(F.broadcast(dim), "customer_id", "left")
-        return joined.withColumn("is_customer_known", F.coalesce("is_customer_known", F.lit(False))).withColumns(
-            {c: F.coalesce(c, F.lit(UNKNOWN)) for c in ("customer_name", "country", "segment", "region")}
-        )
-
-    return transform
+    labelled = ("customer_name", "country", "segment", "region")
+    return _enrich_with_dimension(customers_df, "customer_id", labelled, (), "is_customer_known")
 
 
 def enrich_with_products(products_df: DataFrame) -> Callable[[DataFrame], DataFrame]:
@@ -118,17 +124,8 @@ def enrich_with_products(products_df: DataFrame) -> Callable[[DataFrame], DataFr
     Args:
         products_df: silver products, one row per product_id.
     """
-    dim = products_df.select(
-        "product_id", "category", "sub_category", "product_name", "unit_price", F.lit(True).alias("is_product_known")
-    )
-
-    def transform(df: DataFrame) -> DataFrame:
-        joined = df.join(F.broadcast(dim), "product_id", "left")
-        return joined.withColumn("is_product_known", F.coalesce("is_product_known", F.lit(False))).withColumns(
-            {c: F.coalesce(c, F.lit(UNKNOWN)) for c in ("category", "sub_category", "product_name")}
-        )
-
-    return transform
+    labelled = ("category", "sub_category", "product_name")
+    return _enrich_with_dimension(products_df, "product_id", labelled, ("unit_price",), "is_product_known")
 
 
 def checked_orders(bronze_df: DataFrame, customers_df: DataFrame, products_df: DataFrame) -> DataFrame:
