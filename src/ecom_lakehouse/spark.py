@@ -54,8 +54,11 @@ def _local_builder(app_name: str, extra_packages: list[str], *, via_ivy: bool) -
         .master(os.environ.get("ECOM_SPARK_MASTER", "local[*]"))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", os.environ.get("ECOM_SHUFFLE_PARTITIONS", "4"))
+        # Enough partitions that one never outgrows the heap at tens of millions of lines; adaptive execution
+        # coalesces them back to a few for small inputs.
+        .config("spark.sql.shuffle.partitions", os.environ.get("ECOM_SHUFFLE_PARTITIONS", "32"))
         .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", os.environ.get("ECOM_DRIVER_MEMORY", "4g"))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")

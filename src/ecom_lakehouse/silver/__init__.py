@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from ecom_lakehouse.expectations import ERRORS, WARNINGS
 
 UNKNOWN = "Unknown"
-METADATA_COLUMNS = ("_source_file", "_source_row", "_ingested_at", "_run_id", "_corrupt_record")
+METADATA_COLUMNS = ("_source_file", "_source_row", "_ingested_at", "_run_id", "_source_sha256", "_corrupt_record")
 
 
 def with_raw_struct(df: DataFrame) -> DataFrame:
@@ -24,17 +24,28 @@ def trimmed(name: str) -> Column:
     return F.when(value != "", value)
 
 
+def with_quarantine_record(df: DataFrame) -> DataFrame:
+    """After the checks: keep the raw record as JSON (``_record``) only where it goes to quarantine, and slim
+    ``_raw`` down to the ingestion metadata, so the rows that flow on (and get cached) stay narrow."""
+    fields = df.select("_raw.*").columns
+    record_fields = [c for c in fields if c not in METADATA_COLUMNS or c == "_corrupt_record"]
+    metadata = [c for c in METADATA_COLUMNS if c in fields and c != "_corrupt_record"]
+    record = F.to_json(F.struct(*[F.col(f"_raw.`{c}`") for c in record_fields]))
+    return df.withColumn("_record", F.when(F.size(ERRORS) > 0, record)).withColumn(
+        "_raw", F.struct(*[F.col(f"_raw.`{c}`").alias(c) for c in metadata])
+    )
+
+
 def to_quarantine(dataset: str) -> Callable[[DataFrame], DataFrame]:
-    """Curried transform: rows carrying ``_errors`` -> quarantine records (raw record as JSON plus reasons)."""
+    """Curried transform: rows carrying ``_errors`` (after :func:`with_quarantine_record`) -> quarantine records."""
 
     def transform(df: DataFrame) -> DataFrame:
-        raw_fields = [c for c in df.select("_raw.*").columns if c not in METADATA_COLUMNS or c == "_corrupt_record"]
         source_row = F.col("_raw._source_row") if "_source_row" in df.select("_raw.*").columns else F.lit(None)
         return df.select(
             F.lit(dataset).alias("dataset"),
             F.col(ERRORS).alias("reasons"),
             F.col(WARNINGS).alias("warnings"),
-            F.to_json(F.struct(*[F.col(f"_raw.`{c}`") for c in raw_fields])).alias("record"),
+            F.col("_record").alias("record"),
             F.col("_raw._source_file").alias("source_file"),
             source_row.cast("int").alias("source_row"),
             F.col("_raw._run_id").alias("run_id"),

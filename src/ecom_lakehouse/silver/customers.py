@@ -6,7 +6,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
-from ecom_lakehouse.silver import trimmed, with_raw_struct
+from ecom_lakehouse.silver import trimmed, with_quarantine_record, with_raw_struct
 from ecom_lakehouse.silver.names import clean_customer_name
 from ecom_lakehouse.silver.phones import normalize_phone, phone_extension
 
@@ -64,7 +64,11 @@ def _silver_columns(df: DataFrame) -> DataFrame:
 
 def checked_customers(bronze_df: DataFrame) -> DataFrame:
     """Bronze customers with typed columns and ``_errors``/``_warnings`` (split with filter_valid/quarantined)."""
-    return bronze_df.transform(with_typed_customers).transform(with_quality_results("customers"))
+    return (
+        bronze_df.transform(with_typed_customers)
+        .transform(with_quality_results("customers"))
+        .transform(with_quarantine_record)
+    )
 
 
 def build_customers(checked_df: DataFrame) -> DataFrame:

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
-from ecom_lakehouse.silver import UNKNOWN, trimmed, with_raw_struct
+from ecom_lakehouse.silver import UNKNOWN, trimmed, with_quarantine_record, with_raw_struct
 
 DATE_FORMAT = "d/M/yyyy"
 MONEY = "decimal(18,2)"
@@ -138,6 +138,7 @@ def checked_orders(bronze_df: DataFrame, customers_df: DataFrame, products_df: D
         .transform(enrich_with_customers(customers_df))
         .transform(enrich_with_products(products_df))
         .transform(with_quality_results("orders"))
+        .transform(with_quarantine_record)
     )
 
 

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
-from ecom_lakehouse.silver import trimmed, with_raw_struct
+from ecom_lakehouse.silver import trimmed, with_quarantine_record, with_raw_struct
 
 UNIT_PRICE_TYPE = "decimal(20,8)"
 _ATTRIBUTES = ("product_name", "unit_price", "state", "category", "sub_category")
@@ -33,7 +33,11 @@ def with_typed_products(df: DataFrame) -> DataFrame:
 
 def checked_products(bronze_df: DataFrame) -> DataFrame:
     """Bronze products with typed columns and ``_errors``/``_warnings``."""
-    return bronze_df.transform(with_typed_products).transform(with_quality_results("products"))
+    return (
+        bronze_df.transform(with_typed_products)
+        .transform(with_quality_results("products"))
+        .transform(with_quarantine_record)
+    )
 
 
 def collapse_duplicate_products(df: DataFrame) -> DataFrame:
