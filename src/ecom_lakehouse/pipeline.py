@@ -13,6 +13,8 @@ consistent version and the next run completes the work.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ from ecom_lakehouse.silver import to_quarantine
 from ecom_lakehouse.silver.customers import build_customers, checked_customers
 from ecom_lakehouse.silver.orders import build_orders_enriched, checked_orders
 from ecom_lakehouse.silver.products import build_products, checked_products
+from ecom_lakehouse.spark import on_databricks
 from ecom_lakehouse.storage import Lakehouse
 
 log = logging.getLogger(__name__)
@@ -100,13 +103,32 @@ class RunLog:
         )
 
 
-def _ingested_files(lakehouse: Lakehouse, dataset: str) -> set[tuple[str, str]]:
+# Raw bytes per shuffle partition locally: small inputs get a few partitions (less scheduling), large ones enough
+# that no partition outgrows the driver's heap when cached.
+BYTES_PER_SHUFFLE_PARTITION = 96 * 1024 * 1024
+
+
+def size_shuffle_partitions(spark: SparkSession, files: list[str]) -> int | None:
+    """Locally, set ``spark.sql.shuffle.partitions`` from the input size (4 to 256; ``ECOM_SHUFFLE_PARTITIONS``
+    wins). On Databricks the cluster's settings and adaptive execution decide. Returns the value set, if any."""
+    if on_databricks() or os.environ.get("ECOM_SHUFFLE_PARTITIONS") or any(sources.is_remote(f) for f in files):
+        return None
+    total = sum(os.path.getsize(f) for f in files)
+    partitions = min(256, max(4, math.ceil(total / BYTES_PER_SHUFFLE_PARTITION)))
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    log.info("input %.1f MiB: %d shuffle partitions", total / 2**20, partitions)
+    return partitions
+
+
+def _ingested_hashes(lakehouse: Lakehouse, dataset: str) -> set[str]:
+    # Orders bronze holds every file ever ingested; a dimension's bronze holds its current snapshot only, so
+    # going back to an earlier snapshot's content is a change too.
     if not lakehouse.exists("bronze", dataset):
         return set()
     bronze = lakehouse.read("bronze", dataset)
     if SOURCE_SHA256 not in bronze.columns:
         return set()
-    return {(r[0], r[1]) for r in bronze.select("_source_file", SOURCE_SHA256).distinct().collect()}
+    return {r[0] for r in bronze.select(SOURCE_SHA256).distinct().collect()}
 
 
 def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str]:
@@ -123,11 +145,12 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str
         raise SourceError("input_path is empty: pass the folder or URI holding the raw orders, customers and products")
     lakehouse.ensure_schemas()
     found = sources.discover_sources(lakehouse.spark, input_path, lakehouse.config)
+    size_shuffle_partitions(lakehouse.spark, [f for files in found.values() for f in files])
     ingested_at = datetime.now(UTC)
     for dataset, files in found.items():
         fingerprints = sources.file_fingerprints(lakehouse.spark, files)
         # Content already ingested under any name (e.g. re-uploaded under a new ingest_date=) is not read again.
-        known = set() if run.full_refresh else {sha for _, sha in _ingested_files(lakehouse, dataset)}
+        known = set() if run.full_refresh else _ingested_hashes(lakehouse, dataset)
         new = [f for f in files if fingerprints[sources.file_uri(f)] not in known]
         table = lakehouse.config.table("bronze", dataset)
         if not new:
