@@ -246,3 +246,14 @@ def test_gold_aggregates_profit_at_its_grain_as_decimal(spark):
     actual = gold.aggregate_profit(silver)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
     assert actual.schema["profit"].metadata["comment"].startswith("Sum of the order lines")
+
+
+def test_source_fingerprint_matches_paths_whatever_scheme_spark_reports(spark):
+    from ecom_lakehouse.bronze import with_source_fingerprint
+
+    df = spark.createDataFrame(
+        [("dbfs:/Volumes/main/raw/in%20box/Orders.json",), ("s3a://bucket/raw/Products.csv",), ("file:/tmp/x.csv",)],
+        "_source_file string",
+    )
+    prints = {"file:/Volumes/main/raw/in%20box/Orders.json": "a1", "s3a://bucket/raw/Products.csv": "b2"}
+    assert [r._source_sha256 for r in df.transform(with_source_fingerprint(prints)).collect()] == ["a1", "b2", None]

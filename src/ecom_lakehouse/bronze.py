@@ -16,6 +16,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+# Paths are matched without their scheme: Spark may report file:/, dbfs:/ (Unity Catalog volumes) or s3a:// where
+# the listing said /Volumes/... or s3://.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
 
 INGESTED_AT = "_ingested_at"
 RUN_ID = "_run_id"
@@ -73,8 +76,9 @@ def with_source_fingerprint(fingerprints: dict[str, str]) -> Callable[[DataFrame
     """
 
     def transform(df: DataFrame) -> DataFrame:
-        pairs = [F.lit(x) for item in sorted(fingerprints.items()) for x in item]
-        return df.withColumn(SOURCE_SHA256, F.element_at(F.create_map(*pairs), F.col("_source_file")))
+        pairs = [F.lit(x) for path, sha in sorted(fingerprints.items()) for x in (_SCHEME.sub("", path), sha)]
+        path = F.regexp_replace(F.col("_source_file"), _SCHEME.pattern, "")
+        return df.withColumn(SOURCE_SHA256, F.element_at(F.create_map(*pairs), path))
 
     return transform
 
