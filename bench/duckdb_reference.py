@@ -47,25 +47,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from ecom_lakehouse.fields import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS, REPORT_NAMES
+from ecom_lakehouse.render import render_json
+
 __all__ = ["REPORT_NAMES", "ReferenceResult", "clean_name_sql", "discover_sources", "render_json", "run_reference"]
 
-REPORT_NAMES = ("profit_by_year", "profit_by_year_category", "profit_by_customer", "profit_by_customer_year")
-ORDER_FIELDS = (
-    "Row ID", "Order ID", "Order Date", "Ship Date", "Ship Mode", "Customer ID",
-    "Product ID", "Quantity", "Price", "Discount", "Profit",
-)  # fmt: skip
-CUSTOMER_FIELDS = (
-    "Customer ID", "Customer Name", "email", "phone", "address", "Segment",
-    "Country", "City", "State", "Postal Code", "Region",
-)  # fmt: skip
-PRODUCT_FIELDS = ("Product ID", "Category", "Sub-Category", "Product Name", "State", "Price per product")
 UNKNOWN = "Unknown"
 SALES_PRICE_TOLERANCE = "0.25"
 
@@ -736,21 +728,6 @@ def _reconcile(con: duckdb.DuckDBPyConnection, counts: dict[str, int | str], par
 # ---------------------------------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return json.dumps(value, ensure_ascii=False)
-
-
-def render_json(report: dict[str, Rows]) -> str:
-    """The report in the layout of ``ecom run --format json`` (profits as exact decimal numbers)."""
-    parts = []
-    for name, rows in report.items():
-        items = ["{" + ", ".join(f"{json.dumps(k)}: {_json_value(v)}" for k, v in r.items()) + "}" for r in rows]
-        parts.append(f"  {json.dumps(name)}: [" + (",\n    ".join(items) if items else "") + "]")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
 from ecom_lakehouse.errors import EcomError
-from ecom_lakehouse.report import REPORT_NAMES
+from ecom_lakehouse.fields import REPORT_NAMES
 
 Rows = list[dict[str, object]]
 

@@ -62,7 +62,7 @@ def write_report(report: dict, fmt: str, output: str | None) -> None:
         Path(output or "report.html").write_text(charts.render_html(report), encoding="utf-8")
         log.info("wrote %s", output or "report.html")
         return
-    from ecom_lakehouse.report import RENDERERS
+    from ecom_lakehouse.render import RENDERERS
 
     text = RENDERERS[fmt](report)
     if output:
@@ -106,7 +106,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from ecom_lakehouse.report import render_table
+    from ecom_lakehouse.render import render_table
 
     lakehouse = _open_lakehouse(args.lakehouse)
     rows = [r.asDict() for r in lakehouse.spark.sql(args.query).limit(args.limit).collect()]
@@ -127,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_notebook_run(args: argparse.Namespace) -> int:
     from ecom_lakehouse.notebook import run_notebook
-    from ecom_lakehouse.report import render_table
+    from ecom_lakehouse.render import render_table
 
     params = dict(_key_value(p) for p in args.param)
     lakehouse = _open_lakehouse(args.lakehouse, create=True)

@@ -23,18 +23,10 @@ from pyspark.sql import types as T
 
 from ecom_lakehouse.config import PipelineConfig
 from ecom_lakehouse.errors import SourceError
+from ecom_lakehouse.fields import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
 
 log = logging.getLogger(__name__)
 
-ORDER_FIELDS = (
-    "Row ID", "Order ID", "Order Date", "Ship Date", "Ship Mode", "Customer ID",
-    "Product ID", "Quantity", "Price", "Discount", "Profit",
-)  # fmt: skip
-CUSTOMER_FIELDS = (
-    "Customer ID", "Customer Name", "email", "phone", "address", "Segment",
-    "Country", "City", "State", "Postal Code", "Region",
-)  # fmt: skip
-PRODUCT_FIELDS = ("Product ID", "Category", "Sub-Category", "Product Name", "State", "Price per product")
 CORRUPT_RECORD = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"

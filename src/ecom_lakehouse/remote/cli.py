@@ -241,7 +241,7 @@ def cmd_remote_report(args: argparse.Namespace) -> int:
         0; failed statements raise :class:`RemoteError`.
     """
     from ecom_lakehouse.remote import api_errors, connect, sql
-    from ecom_lakehouse.report import RENDERERS
+    from ecom_lakehouse.render import RENDERERS
 
     w = connect(args.profile)
     with api_errors(w):
