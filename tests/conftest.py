@@ -45,7 +45,7 @@ def _decimal(value: object) -> Decimal:
 @pytest.fixture(scope="session")
 def expected_report() -> dict[str, dict]:
     """The four aggregates computed independently with pandas from the raw sample files."""
-    orders = pd.DataFrame(json.loads((SAMPLE_DIR / "Orders.json").read_text()))
+    orders = pd.DataFrame(json.loads((SAMPLE_DIR / "orders_export.json").read_text()))
     profit = pd.to_numeric(orders["Profit"], errors="coerce")
     order_date = pd.to_datetime(orders["Order Date"], format="%d/%m/%Y", errors="coerce")
     ship_date = pd.to_datetime(orders["Ship Date"], format="%d/%m/%Y", errors="coerce")
@@ -55,7 +55,7 @@ def expected_report() -> dict[str, dict]:
     valid = (profit.notna() & order_date.notna() & ship_date.notna() & (ship_date >= order_date) & (quantity > 0)
              & (quantity == quantity.round()) & discount.between(0, 1) & row_id.notna())  # fmt: skip
     good = orders[valid].assign(year=order_date[valid].dt.year, profit=profit[valid].map(_decimal))
-    products = pd.read_csv(SAMPLE_DIR / "Products.csv", dtype=str).drop_duplicates("Product ID")
+    products = pd.read_csv(SAMPLE_DIR / "products_export.csv", dtype=str).drop_duplicates("Product ID")
     good = good.merge(products[["Product ID", "Category"]], on="Product ID", how="left").fillna({"Category": "Unknown"})
     return {
         "lines": int(valid.sum()),

@@ -79,9 +79,9 @@ def orders(dataset: GeneratedFiles) -> list[dict[str, Any]]:
 
 
 def test_result_describes_the_files(dataset: GeneratedFiles) -> None:
-    assert [p.name for p in dataset.orders] == ["Orders.json"]
-    assert dataset.customers.name == "Customers.xlsx"
-    assert dataset.products.name == "Products.csv"
+    assert [p.name for p in dataset.orders] == ["orders_export.json"]
+    assert dataset.customers.name == "customers_export.xlsx"
+    assert dataset.products.name == "products_export.csv"
     assert dataset.order_lines == LINES
     assert dataset.customers_count == round(LINES / 12.6)
     assert dataset.products_count == len(_load_products(dataset.products)) - 1
@@ -92,13 +92,13 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(tmp_path: Path) -> N
     first = generate_dataset(tmp_path / "a", orders=400, seed=7)
     second = generate_dataset(tmp_path / "b", orders=400, seed=7)
     other = generate_dataset(tmp_path / "c", orders=400, seed=8)
-    for name in ("Orders.json", "Customers.xlsx", "Products.csv"):
+    for name in ("orders_export.json", "customers_export.xlsx", "products_export.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes(), name
     assert first == GeneratedFiles(
-        orders=[tmp_path / "a" / "Orders.json"],
-        customers=tmp_path / "a" / "Customers.xlsx",
-        products=tmp_path / "a" / "Products.csv",
+        orders=[tmp_path / "a" / "orders_export.json"],
+        customers=tmp_path / "a" / "customers_export.xlsx",
+        products=tmp_path / "a" / "products_export.csv",
         order_lines=400,
         customers_count=second.customers_count,
         products_count=second.products_count,
@@ -232,7 +232,7 @@ def test_bad_orders_get_exactly_one_defect_each(tmp_path: Path) -> None:
 def test_jsonl_parts(tmp_path: Path) -> None:
     files = generate_dataset(tmp_path, orders=500, seed=5, jsonl_threshold=100, lines_per_file=150, bad_orders=5)
     assert [p.name for p in files.orders] == [f"orders_part-{i:05d}.jsonl" for i in range(4)]
-    assert not (tmp_path / "Orders.json").exists()
+    assert not (tmp_path / "orders_export.json").exists()
     counts = []
     row_ids = []
     for path in files.orders:
@@ -252,7 +252,8 @@ def test_rerun_replaces_stale_order_files(tmp_path: Path) -> None:
     generate_dataset(tmp_path, orders=300, seed=1, jsonl_threshold=100, lines_per_file=100)
     assert len(list(tmp_path.glob("orders_part-*.jsonl"))) == 3
     files = generate_dataset(tmp_path, orders=300, seed=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["Customers.xlsx", "Orders.json", "Products.csv"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["customers_export.xlsx", "orders_export.json", "products_export.csv"]
     assert len(_load_orders(files)) == 300
 
 
@@ -276,16 +277,16 @@ def test_rejects_bad_arguments(tmp_path: Path, kwargs: dict[str, int]) -> None:
 def test_committed_sample_matches_the_generator(tmp_path: Path) -> None:
     """The sample is `ecom generate --out src/ecom_lakehouse/sample --orders 3000 --seed 42 --bad-orders 6`."""
     assert sorted(p.name for p in SAMPLE_DIR.iterdir() if p.name != "README.md") == [
-        "Customers.xlsx",
-        "Orders.json",
-        "Products.csv",
+        "customers_export.xlsx",
+        "orders_export.json",
+        "products_export.csv",
     ]
     generate_dataset(tmp_path, orders=3000, seed=42, bad_orders=6)
-    for name in ("Orders.json", "Products.csv"):
+    for name in ("orders_export.json", "products_export.csv"):
         assert (SAMPLE_DIR / name).read_bytes() == (tmp_path / name).read_bytes(), name
     # Compare the workbook by content: its bytes depend on the openpyxl version.
-    assert _load_customers(SAMPLE_DIR / "Customers.xlsx") == _load_customers(tmp_path / "Customers.xlsx")
-    sample = json.loads((SAMPLE_DIR / "Orders.json").read_text(encoding="utf-8"))
+    assert _load_customers(SAMPLE_DIR / "customers_export.xlsx") == _load_customers(tmp_path / "customers_export.xlsx")
+    sample = json.loads((SAMPLE_DIR / "orders_export.json").read_text(encoding="utf-8"))
     assert sum(bool(_defect_of(line)) for line in sample) == 6
     assert sum(p.stat().st_size for p in SAMPLE_DIR.iterdir()) < 2_000_000
 

@@ -66,7 +66,7 @@ def test_quarantine_holds_exactly_the_bad_sample_lines(spark, cli_run, expected_
     lakehouse = Lakehouse.open(spark, load_config(), cli_run["dir"] / "lh")
     quarantine = lakehouse.read("silver", "quarantine").where("dataset = 'orders'").collect()
     assert len(quarantine) == expected_report["quarantined"] == 6
-    assert all(r.reasons and r.record and r.source_file.endswith("Orders.json") for r in quarantine)
+    assert all(r.reasons and r.record and r.source_file.endswith("orders_export.json") for r in quarantine)
     assert lakehouse.read("silver", "orders").count() == expected_report["lines"]
 
 

@@ -39,7 +39,7 @@ def test_upload_then_run_from_s3_gives_the_local_report(endpoint, tmp_path, expe
     s3.create_bucket(Bucket="raw-sales")
     raw = tmp_path / "raw"
     raw.mkdir()
-    for name in ("Orders.json", "Customers.xlsx", "Products.csv"):
+    for name in ("orders_export.json", "customers_export.xlsx", "products_export.csv"):
         shutil.copy(SAMPLE_DIR / name, raw / name)
     cli = [sys.executable, "-m", "ecom_lakehouse.cli", "-q"]
     upload = subprocess.run(
@@ -48,7 +48,7 @@ def test_upload_then_run_from_s3_gives_the_local_report(endpoint, tmp_path, expe
     )  # fmt: skip
     assert upload.returncode == 0, upload.stderr
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="raw-sales")["Contents"])
-    assert any(k.startswith("raw/orders/ingest_date=") and k.endswith("/Orders.json") for k in keys), keys
+    assert any(k.startswith("raw/orders/ingest_date=") and k.endswith("/orders_export.json") for k in keys), keys
 
     run = subprocess.run([*cli, "run", "--input", "s3://raw-sales/raw/", "--lakehouse", "lh", "--format", "json"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip

@@ -3,21 +3,21 @@
 The generator writes the same three files the source system exports, with the same layout and the same
 quirks, so that the bronze/silver pipeline can be exercised at any size without the real data:
 
-* ``Orders.json`` -- one pretty-printed JSON array (2-space indent, no trailing newline), one object per order
+* ``orders_export.json`` -- one pretty-printed JSON array (2-space indent, no trailing newline), one object per order
   line with the keys ``Row ID, Order ID, Order Date, Ship Date, Ship Mode, Customer ID, Product ID, Quantity,
   Price, Discount, Profit`` in that order. Dates are ``d/M/yyyy`` without zero padding, ``Price`` is the line's
   sales amount, ``Discount`` is the integer ``0`` when there is no discount and a float otherwise, ``Profit``
   can be negative. Lines of one order share Order ID, dates, ship mode and customer and are scattered through
   the file. Above ``jsonl_threshold`` lines the orders go to JSON Lines files ``orders_part-00000.jsonl``, ...
   instead (one ``json.dumps`` object per line, at most ``lines_per_file`` lines per file).
-* ``Customers.xlsx`` -- one sheet ``Worksheet`` with the header ``Customer ID, Customer Name, email, phone,
+* ``customers_export.xlsx`` -- one sheet ``Worksheet`` with the header ``Customer ID, Customer Name, email, phone,
   address, Segment, Country, City, State, Postal Code, Region``. Quirks: dirty names (digits, symbols, stray
   spaces, look-alike characters, padding, trailing hyphen), legitimate unusual names that cleaning must keep
   (umlauts, apostrophes, hyphens, lowercase surnames, three-word names, McX/MacX/DeX), a few empty names,
   phones mixing text (``#ERROR!``, extensions) and numeric cells (10- and 9-digit ints, negative ints), postal
   codes as ints (leading zeros lost) and occasionally as zero-padded strings, and multi-line addresses.
   Customer IDs are built from the clean name's initials as written (``Dl-13600`` for a lowercase surname).
-* ``Products.csv`` -- UTF-8, CRLF line endings, RFC-4180 minimal quoting, no line break after the last row,
+* ``products_export.csv`` -- UTF-8, CRLF line endings, RFC-4180 minimal quoting, no line break after the last row,
   header ``Product ID,Category,Sub-Category,Product Name,State,Price per product``. Names contain commas,
   ``""``-escaped double quotes and non-breaking spaces; about 2% of Product IDs appear on two rows with
   different names and prices; about 2% of the Product IDs used by orders are missing from the file; a few
@@ -50,10 +50,10 @@ from openpyxl.writer.excel import ExcelWriter
 
 __all__ = ["DEFECT_KINDS", "GeneratedFiles", "generate_dataset"]
 
-ORDERS_JSON = "Orders.json"
+ORDERS_JSON = "orders_export.json"
 ORDERS_JSONL_TEMPLATE = "orders_part-{index:05d}.jsonl"
-CUSTOMERS_XLSX = "Customers.xlsx"
-PRODUCTS_CSV = "Products.csv"
+CUSTOMERS_XLSX = "customers_export.xlsx"
+PRODUCTS_CSV = "products_export.csv"
 
 #: The defects injected by ``bad_orders``, in the order they are cycled through.
 DEFECT_KINDS: tuple[str, ...] = (
@@ -273,12 +273,12 @@ class GeneratedFiles:
     """What :func:`generate_dataset` wrote.
 
     Attributes:
-        orders: the order files, ``[Orders.json]`` or the ``orders_part-NNNNN.jsonl`` parts in order.
-        customers: the ``Customers.xlsx`` workbook.
-        products: the ``Products.csv`` file.
+        orders: the order files, ``[orders_export.json]`` or the ``orders_part-NNNNN.jsonl`` parts in order.
+        customers: the ``customers_export.xlsx`` workbook.
+        products: the ``products_export.csv`` file.
         order_lines: number of order lines written (the ``orders`` argument).
         customers_count: number of customer rows in the workbook.
-        products_count: number of data rows in ``Products.csv`` (duplicated Product IDs count twice).
+        products_count: number of data rows in ``products_export.csv`` (duplicated Product IDs count twice).
     """
 
     orders: list[Path]
@@ -301,7 +301,7 @@ def generate_dataset(
     """Write a synthetic Orders/Customers/Products dataset in the real export's formats.
 
     Sizes follow the real export: ``max(50, orders / 12.6)`` customers and ``max(50, orders / 5.4)`` Product
-    IDs used by orders (about 2% of them missing from ``Products.csv``, about 2% on two rows). Orders are written
+    IDs used by orders (about 2% of them missing from ``products_export.csv``, about 2% on two rows). Orders are written
     chunk by chunk, so memory grows with the number of customers and products, not with the number of lines.
 
     ``bad_orders`` lines, picked by the seeded random generator (distinct lines), get exactly one defect each,
@@ -316,7 +316,7 @@ def generate_dataset(
     Clean lines never look like any of these. The defects come from their own random stream, so a dataset with
     defects equals the one without except on the defective lines.
 
-    Existing ``Orders.json`` and ``orders_part-*.jsonl`` files in ``out_dir`` are removed first so that a rerun
+    Existing ``orders_export.json`` and ``orders_part-*.jsonl`` files in ``out_dir`` are removed first so that a rerun
     with another size does not leave stale order files behind.
 
     Args:
@@ -421,7 +421,7 @@ def _format_price(value: float, decimals: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Customers.xlsx
+# customers_export.xlsx
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -630,13 +630,13 @@ def _save_workbook(workbook: Workbook, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Products.csv
+# products_export.csv
 # ---------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Catalog:
-    """Every Product ID orders may use (including those missing from Products.csv), with list price and markup."""
+    """Every Product ID orders may use (including those missing from the products file), with price and markup."""
 
     ids: list[str]
     prices: list[float]
@@ -670,7 +670,7 @@ def _unit_price(rng: random.Random, low: float, high: float, long_decimals: bool
 
 
 def _write_products(path: Path, n: int, rng: random.Random) -> tuple[_Catalog, int]:
-    """Write Products.csv; return the catalog orders draw from and the number of data rows written."""
+    """Write products_export.csv; return the catalog orders draw from and the number of data rows written."""
     sub_cumulative = _cumulative([s[4] for s in _SUBCATEGORIES])
     state_cumulative = _cumulative([g[5] for g in _GEOGRAPHY])
     name_kinds = _assign_kinds(rng, n, _PRODUCT_NAME_KINDS, "plain")
@@ -731,7 +731,7 @@ def _write_products(path: Path, n: int, rng: random.Random) -> tuple[_Catalog, i
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Orders.json / orders_part-NNNNN.jsonl
+# orders_export.json / orders_part-NNNNN.jsonl
 # ---------------------------------------------------------------------------------------------------------------
 
 
