@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 
 from ecom_lakehouse.config import PipelineConfig
 
@@ -139,14 +139,14 @@ class Lakehouse:
             .whenNotMatchedBySourceDelete()
             .execute()
         )
-        metrics = self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["operationMetrics"]
+        metrics = self._last_commit(table)["operationMetrics"]
         return {k: int(metrics.get(f"numTargetRows{k.title()}", 0)) for k in ("inserted", "updated", "deleted")}
 
     def version(self, layer: str, name: str) -> int | None:
         """The table's current Delta version, None when it does not exist."""
         if not self.exists(layer, name):
             return None
-        return int(self.spark.sql(f"DESCRIBE HISTORY {self.config.table(layer, name)} LIMIT 1").first()["version"])
+        return int(self._last_commit(self.config.table(layer, name))["version"])
 
     def comment(self, layer: str, name: str, text: str) -> None:
         """Set the table's comment (shown in Unity Catalog and ``DESCRIBE TABLE EXTENDED``)."""
@@ -155,8 +155,10 @@ class Lakehouse:
 
     def rows_written(self, table: str) -> int:
         """Output rows of the table's latest write, from Delta history."""
-        metrics = self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["operationMetrics"]
-        return int(metrics.get("numOutputRows", 0))
+        return int(self._last_commit(table)["operationMetrics"].get("numOutputRows", 0))
+
+    def _last_commit(self, table: str) -> Row:
+        return self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()
 
     def read(self, layer: str, name: str) -> DataFrame:
         """The table as a DataFrame."""
