@@ -25,7 +25,6 @@ def spark() -> Iterator[object]:
     from ecom_lakehouse.spark import get_spark
 
     session = get_spark("ecom-lakehouse-tests")
-    session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
 

@@ -99,16 +99,31 @@ def _list_files(spark: SparkSession, input_path: str) -> list[str]:
         if not root.is_dir():
             raise SourceError(f"{input_path}: input path does not exist")
         return [str(p.resolve()) for p in sorted(root.rglob("*")) if p.is_file()]
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    hpath = jvm.org.apache.hadoop.fs.Path(input_path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    if not fs.exists(hpath):
-        raise SourceError(f"{input_path}: input path does not exist")
-    iterator = fs.listFiles(hpath, True)
-    out = []
-    while iterator.hasNext():
-        out.append(iterator.next().getPath().toString())
-    return out
+    return list_remote_files(spark, input_path)
+
+
+def list_remote_files(spark: SparkSession, uri: str) -> list[str]:
+    """Every file under a URI (``s3://``, ``dbfs:/``, ...), listed by Spark's ``binaryFile`` source without reading
+    any content: it works wherever Spark reads files, Spark Connect (serverless, standard access mode) included.
+
+    Spark's file listing already leaves out names starting with ``_`` or ``.``.
+
+    Raises:
+        SourceError: the location does not exist.
+    """
+    try:
+        rows = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .load(uri)
+            .select("path")  # no ``content``: the source then reads no file
+            .collect()
+        )
+    except Exception as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+            raise SourceError(f"{uri}: input path does not exist") from exc
+        raise
+    return sorted(row.path for row in rows)
 
 
 def _string_schema(fields: Iterable[str], *, corrupt: bool = False) -> T.StructType:

@@ -1,20 +1,36 @@
-"""The one Spark session factory: the cluster's session on Databricks, a local Spark + Delta session elsewhere."""
+"""The one Spark session factory: the cluster's session on Databricks, a local Spark + Delta session elsewhere.
+
+Locally there are two modes, chosen with ``ECOM_SPARK_MODE``:
+
+- ``classic`` (default): an in-process ``local[*]`` session with the full PySpark API.
+- ``connect``: the API that Databricks serverless and standard access mode clusters expose, Spark Connect. A local
+  Spark (same configuration, Delta's SQL extension and catalog) starts the Spark Connect server plugin on a free
+  loopback port, and the session returned is a Spark Connect client of it: no ``sparkContext``, no py4j. Code that
+  runs here runs on serverless. (pyspark's own ``spark.api.mode=connect`` local mode always binds port 15002, so two
+  processes, e.g. a test and the ``ecom run`` it starts, could not both use it.)
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import socket
 import subprocess
+import warnings
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
+MODE_ENV = "ECOM_SPARK_MODE"
+CLASSIC, CONNECT = "classic", "connect"
 # hadoop-aws must match the Hadoop client bundled with pyspark 4.0 (3.4.1); it brings the AWS SDK v2 bundle.
 HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.4.1"
 _JAR_CACHE = Path(os.environ.get("ECOM_JAR_CACHE", Path.home() / ".cache" / "ecom-lakehouse" / "jars"))
+_CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+_sessions: dict[str, SparkSession] = {}
 
 
 def on_databricks() -> bool:
@@ -22,11 +38,29 @@ def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
+def spark_mode() -> str:
+    """The local session mode asked for by ``ECOM_SPARK_MODE``: ``classic`` (default) or ``connect``."""
+    mode = os.environ.get(MODE_ENV, CLASSIC).strip().lower() or CLASSIC
+    if mode not in (CLASSIC, CONNECT):
+        raise ValueError(f"{MODE_ENV}={mode!r}: expected {CLASSIC!r} or {CONNECT!r}")
+    return mode
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect session (serverless, standard access mode, or the local connect mode)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def describe(spark: SparkSession) -> str:
+    """``4.0.1 (connect)``: the Spark version and the API the session speaks, for progress lines."""
+    return f"{spark.version} ({CONNECT if is_connect(spark) else CLASSIC})"
+
+
 def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False) -> SparkSession:
     """Return the Spark session to use.
 
     On Databricks this is the existing session. Locally it is a ``local[*]`` session with Delta Lake, no UI,
-    few shuffle partitions and UTC time, reused if one is already active in this process.
+    few shuffle partitions and UTC time, in the mode of ``ECOM_SPARK_MODE``, reused within a process.
 
     Args:
         app_name: the application name shown in logs.
@@ -37,18 +71,44 @@ def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False) -> Spa
     """
     if on_databricks():
         return SparkSession.builder.getOrCreate()
-    active = SparkSession.getActiveSession()
-    if active is not None:
+    mode = spark_mode()
+    if mode in _sessions:
+        return _sessions[mode]
+    if mode == CLASSIC and (active := SparkSession.getActiveSession()) is not None:
         return active
     extra = [HADOOP_AWS] if with_s3 else []
+    port = _free_port() if mode == CONNECT else None
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # inherited from a parent process: this one starts classic
     try:
-        return _local_builder(app_name, extra, via_ivy=True).getOrCreate()
+        classic = _local_builder(app_name, extra, via_ivy=True, connect_port=port).getOrCreate()
     except Exception as exc:  # Ivy could not resolve the jars: fetch them with Maven instead.
         log.warning("Ivy could not resolve Delta jars (%s); falling back to mvn into %s", exc, _JAR_CACHE)
-        return _local_builder(app_name, extra, via_ivy=False).getOrCreate()
+        classic = _local_builder(app_name, extra, via_ivy=False, connect_port=port).getOrCreate()
+    classic.sparkContext.setLogLevel("ERROR")
+    _sessions[mode] = classic if port is None else _connect_client(port)
+    return _sessions[mode]
 
 
-def _local_builder(app_name: str, extra_packages: list[str], *, via_ivy: bool) -> SparkSession.Builder:
+def _connect_client(port: int) -> SparkSession:
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    # pyspark.sql.functions builds Spark Connect columns only when this is set (pyspark.sql.utils.is_remote); its
+    # own local connect mode sets it the same way.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the client re-sends static confs the running server already has
+        return ConnectSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _local_builder(
+    app_name: str, extra_packages: list[str], *, via_ivy: bool, connect_port: int | None = None
+) -> SparkSession.Builder:
     builder = (
         SparkSession.builder.appName(app_name)
         .master(os.environ.get("ECOM_SPARK_MASTER", "local[*]"))
@@ -68,6 +128,13 @@ def _local_builder(app_name: str, extra_packages: list[str], *, via_ivy: bool) -
         .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
     )
+    if connect_port is not None:
+        builder = (
+            builder.config("spark.plugins", _CONNECT_PLUGIN)
+            .config("spark.connect.grpc.binding.address", "127.0.0.1")
+            .config("spark.connect.grpc.binding.port", str(connect_port))
+            .config("spark.connect.grpc.port.maxRetries", "0")
+        )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", region)

@@ -8,17 +8,42 @@ the tables it finds there, so ``ecom run`` in one process and ``ecom report`` in
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from ecom_lakehouse.config import PipelineConfig
+from ecom_lakehouse.spark import on_databricks
 
 log = logging.getLogger(__name__)
 
 # Spark conf key holding the local lakehouse directory, so notebooks run locally find it; unset on Databricks.
 LAKEHOUSE_ROOT_CONF = "ecom.lakehouse.root"
+# Tables this process registered in the local catalog, with their location: a new process has an empty catalog.
+_REGISTERED: dict[str, str] = {}
+
+
+@contextmanager
+def cached(df: DataFrame) -> Iterator[DataFrame]:
+    """``df`` persisted for the body when the compute allows it, else ``df`` itself (recomputed per action).
+
+    Serverless compute refuses ``persist`` before environment version 5; the call is an eager request over Spark
+    Connect, so the refusal shows here and the step goes on uncached, with the same results.
+    """
+    try:
+        df.persist()
+    except Exception as exc:  # the runtime's own error type (e.g. NOT_SUPPORTED_WITH_SERVERLESS)
+        log.info("persist is not available here (%s); the step recomputes instead", str(exc).splitlines()[0][:200])
+        yield df
+        return
+    try:
+        yield df
+    finally:
+        df.unpersist()
 
 
 @dataclass(frozen=True)
@@ -41,7 +66,8 @@ class Lakehouse:
 
         Locally the root is remembered in the session's conf and existing tables are registered.
         """
-        root = root or spark.conf.get(LAKEHOUSE_ROOT_CONF, None) or None
+        if root is None and not on_databricks():  # Databricks: managed tables, and no custom conf to read
+            root = spark.conf.get(LAKEHOUSE_ROOT_CONF, None) or None
         if root is not None:
             root = Path(root).resolve()
             spark.conf.set(LAKEHOUSE_ROOT_CONF, str(root))
@@ -64,7 +90,8 @@ class Lakehouse:
             self.spark.sql(ddl)
 
     def register_existing(self) -> list[str]:
-        """Locally, register every table found under the lakehouse directory; return their names."""
+        """Locally, register the tables found under the lakehouse directory that this process has not registered at
+        that location yet; return their names."""
         if self.root is None:
             return []
         self.ensure_schemas()
@@ -73,9 +100,12 @@ class Lakehouse:
             location = self.location(layer, name)
             if location and (Path(location) / "_delta_log").is_dir():
                 table = self.config.table(layer, name)
-                if self.spark.catalog.tableExists(table):  # registered earlier in this session, maybe elsewhere
-                    self.spark.sql(f"DROP TABLE {table}")  # external: drops the name, never the data
+                if self.spark.catalog.tableExists(table):
+                    if _REGISTERED.get(table) == location:
+                        continue
+                    self.spark.sql(f"DROP TABLE {table}")  # registered elsewhere; external: drops the name only
                 self.spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+                _REGISTERED[table] = location
                 registered.append(table)
         return registered
 
@@ -105,6 +135,7 @@ class Lakehouse:
         location = self.location(layer, name)
         if location:
             writer = writer.option("path", location)
+            _REGISTERED[table] = location
         writer.saveAsTable(table)
         return self.rows_written(table)
 
@@ -120,27 +151,26 @@ class Lakehouse:
         """Make the table equal to ``df`` by a MERGE on ``key`` that touches only what changed.
 
         New keys are inserted, keys whose ``row_hash`` differs are updated, keys no longer in ``df`` deleted; an
-        unchanged row is not rewritten. Creates the table when missing.
+        unchanged row is not rewritten. Creates the table when missing. The MERGE is SQL (``MERGE INTO``), which
+        works over Spark Connect without the Delta Connect plugin.
 
         Returns:
             ``inserted``, ``updated`` and ``deleted`` row counts of the commit.
         """
-        from delta.tables import DeltaTable
-
         if not self.exists(layer, name):
             return {"inserted": self.overwrite(df, layer, name), "updated": 0, "deleted": 0}
-        table = self.config.table(layer, name)
-        (
-            DeltaTable.forName(self.spark, table)
-            .alias("t")
-            .merge(df.alias("s"), f"t.{key} = s.{key}")
-            .whenMatchedUpdateAll(condition=f"t.{row_hash} <> s.{row_hash}")
-            .whenNotMatchedInsertAll()
-            .whenNotMatchedBySourceDelete()
-            .execute()
-        )
-        metrics = self._last_commit(table)["operationMetrics"]
-        return {k: int(metrics.get(f"numTargetRows{k.title()}", 0)) for k in ("inserted", "updated", "deleted")}
+        source = f"_ecom_merge_source_{uuid.uuid4().hex[:12]}"
+        df.createOrReplaceTempView(source)
+        try:
+            result = self.spark.sql(
+                f"MERGE INTO {self.config.table(layer, name)} AS t USING {source} AS s ON t.{key} = s.{key} "
+                f"WHEN MATCHED AND t.{row_hash} <> s.{row_hash} THEN UPDATE SET * "
+                "WHEN NOT MATCHED THEN INSERT * "
+                "WHEN NOT MATCHED BY SOURCE THEN DELETE"
+            ).first()
+        finally:
+            self.spark.catalog.dropTempView(source)
+        return {k: int(result[f"num_{k}_rows"] or 0) for k in ("inserted", "updated", "deleted")}
 
     def version(self, layer: str, name: str) -> int | None:
         """The table's current Delta version, None when it does not exist."""
