@@ -4,26 +4,24 @@
 # MAGIC
 # MAGIC Finds the orders (JSON), customers (Excel) and products (CSV) files under `input_path` (an S3 URI such as
 # MAGIC `s3://bucket/raw/` or a Unity Catalog volume path) by the file-name patterns in `conf/pipeline.yml`, and writes
-# MAGIC them as they came, every field as source text, into `orders_raw`, `customers_raw` and `products_raw`, with the
-# MAGIC source file, ingestion time and run id of every row. All logic is in the `ecom_lakehouse` package.
+# MAGIC what is new, as it came, every field as source text, into `orders_raw`, `customers_raw` and `products_raw`, with
+# MAGIC the source file, its SHA-256, the ingestion time and the run id of every row. This task starts the run in
+# MAGIC `pipeline_runs` (`full_refresh=true` rebuilds every table from the current files) and decides what the next
+# MAGIC tasks do. Widgets: `catalog`, the three schema names, `input_path`, `full_refresh`, `run_id` (the job run id).
+# MAGIC
+# MAGIC The next two cells install the `ecom_lakehouse` package and its dependencies from the files of the bundle this
+# MAGIC notebook was deployed with (`..` is the bundle root), the same way on serverless, standard and dedicated compute.
 
 # COMMAND ----------
 
-dbutils.widgets.text("catalog", "main")
-dbutils.widgets.text("bronze_schema", "ecom_bronze")
-dbutils.widgets.text("silver_schema", "ecom_silver")
-dbutils.widgets.text("gold_schema", "ecom_gold")
-dbutils.widgets.text("input_path", "")
-dbutils.widgets.text("run_id", "")
+# MAGIC %pip install --quiet --disable-pip-version-check ..
 
 # COMMAND ----------
 
-from ecom_lakehouse.pipeline import RunLog, ingest_bronze, new_run_id, open_from_widgets
-
-lakehouse = open_from_widgets(spark, dbutils.widgets)
-run = RunLog(dbutils.widgets.get("run_id") or new_run_id())
-ingest_bronze(lakehouse, dbutils.widgets.get("input_path"), run)
+dbutils.library.restartPython()
 
 # COMMAND ----------
 
-display(run.summary(spark))
+from ecom_lakehouse.lifecycle import run_task
+
+display(run_task(spark, dbutils, "bronze"))

@@ -6,23 +6,21 @@
 # MAGIC look-alike characters read back, Unicode letters, apostrophes and hyphens kept) beside the raw name; phone in
 # MAGIC E.164 or null; postal code zero-padded to 5 digits. `products`: one row per Product ID, chosen by a deterministic
 # MAGIC rule, flagged where duplicates conflicted. Records that break a quarantine rule go to `quarantine` with reasons.
+# MAGIC Runs only when a dimension changed (or on a full refresh); the task adds its rows and seconds to the run.
+# MAGIC
+# MAGIC The next two cells install the `ecom_lakehouse` package and its dependencies from the files of the bundle this
+# MAGIC notebook was deployed with (`..` is the bundle root), the same way on serverless, standard and dedicated compute.
 
 # COMMAND ----------
 
-dbutils.widgets.text("catalog", "main")
-dbutils.widgets.text("bronze_schema", "ecom_bronze")
-dbutils.widgets.text("silver_schema", "ecom_silver")
-dbutils.widgets.text("gold_schema", "ecom_gold")
-dbutils.widgets.text("run_id", "")
+# MAGIC %pip install --quiet --disable-pip-version-check ..
 
 # COMMAND ----------
 
-from ecom_lakehouse.pipeline import RunLog, build_silver_dimensions, new_run_id, open_from_widgets
-
-lakehouse = open_from_widgets(spark, dbutils.widgets)
-run = RunLog(dbutils.widgets.get("run_id") or new_run_id())
-build_silver_dimensions(lakehouse, run)
+dbutils.library.restartPython()
 
 # COMMAND ----------
 
-display(run.summary(spark))
+from ecom_lakehouse.lifecycle import run_task
+
+display(run_task(spark, dbutils, "silver_dimensions"))

@@ -6,23 +6,21 @@
 # MAGIC sales and profit as DECIMAL rounded to 2 decimals, customer name and country, product category and
 # MAGIC sub-category. A line whose customer or product is missing is kept and labelled `Unknown`; a line that breaks a
 # MAGIC quarantine rule goes to `quarantine` with its reasons; anomalies are kept and listed in `quality_flags`.
+# MAGIC Brought up to date by a `MERGE` on `row_id`; the task adds its rows and seconds to the run.
+# MAGIC
+# MAGIC The next two cells install the `ecom_lakehouse` package and its dependencies from the files of the bundle this
+# MAGIC notebook was deployed with (`..` is the bundle root), the same way on serverless, standard and dedicated compute.
 
 # COMMAND ----------
 
-dbutils.widgets.text("catalog", "main")
-dbutils.widgets.text("bronze_schema", "ecom_bronze")
-dbutils.widgets.text("silver_schema", "ecom_silver")
-dbutils.widgets.text("gold_schema", "ecom_gold")
-dbutils.widgets.text("run_id", "")
+# MAGIC %pip install --quiet --disable-pip-version-check ..
 
 # COMMAND ----------
 
-from ecom_lakehouse.pipeline import RunLog, build_silver_orders, new_run_id, open_from_widgets
-
-lakehouse = open_from_widgets(spark, dbutils.widgets)
-run = RunLog(dbutils.widgets.get("run_id") or new_run_id())
-build_silver_orders(lakehouse, run)
+dbutils.library.restartPython()
 
 # COMMAND ----------
 
-display(run.summary(spark))
+from ecom_lakehouse.lifecycle import run_task
+
+display(run_task(spark, dbutils, "silver_orders"))

@@ -3,25 +3,23 @@
 # MAGIC # 4. Gold: profit aggregate
 # MAGIC
 # MAGIC `profit_aggregate`: profit (DECIMAL) and order-line count by year, product category, product sub-category and
-# MAGIC customer. The run then reconciles: bronze order lines = silver lines + quarantined lines, and silver profit =
-# MAGIC gold profit; if either breaks, the task fails.
+# MAGIC customer. The run then reconciles (bronze order lines = silver lines + quarantined + superseded lines; silver
+# MAGIC profit = gold profit) and is recorded `succeeded` in `pipeline_runs` with the figures and the records per rule;
+# MAGIC if a check breaks, the task fails and the run is recorded `failed`.
+# MAGIC
+# MAGIC The next two cells install the `ecom_lakehouse` package and its dependencies from the files of the bundle this
+# MAGIC notebook was deployed with (`..` is the bundle root), the same way on serverless, standard and dedicated compute.
 
 # COMMAND ----------
 
-dbutils.widgets.text("catalog", "main")
-dbutils.widgets.text("bronze_schema", "ecom_bronze")
-dbutils.widgets.text("silver_schema", "ecom_silver")
-dbutils.widgets.text("gold_schema", "ecom_gold")
-dbutils.widgets.text("run_id", "")
+# MAGIC %pip install --quiet --disable-pip-version-check ..
 
 # COMMAND ----------
 
-from ecom_lakehouse.pipeline import RunLog, build_gold, new_run_id, open_from_widgets
-
-lakehouse = open_from_widgets(spark, dbutils.widgets)
-run = RunLog(dbutils.widgets.get("run_id") or new_run_id())
-build_gold(lakehouse, run)
+dbutils.library.restartPython()
 
 # COMMAND ----------
 
-display(run.summary(spark))
+from ecom_lakehouse.lifecycle import run_task
+
+display(run_task(spark, dbutils, "gold"))

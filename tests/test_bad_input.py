@@ -10,7 +10,8 @@ from openpyxl import Workbook
 
 from ecom_lakehouse.config import load_config
 from ecom_lakehouse.errors import SourceError
-from ecom_lakehouse.pipeline import RunLog, ingest_bronze, run_all
+from ecom_lakehouse.lifecycle import PipelineRun, run_pipeline
+from ecom_lakehouse.pipeline import ingest_bronze
 from ecom_lakehouse.sources import CUSTOMER_FIELDS
 from ecom_lakehouse.storage import Lakehouse
 from tests.helpers import customer, order, product, write_customers, write_orders_array, write_products
@@ -95,7 +96,7 @@ def test_unreadable_input_fails_the_run_with_a_clear_message(spark, tmp_path, ca
     damage(folder)
     lakehouse = _lakehouse(spark, tmp_path, case)
     with pytest.raises(SourceError, match=message):
-        ingest_bronze(lakehouse, str(folder), RunLog("run-bad"))
+        ingest_bronze(lakehouse, str(folder), PipelineRun(lakehouse, "run-bad"))
 
 
 QUARANTINED = {
@@ -148,7 +149,7 @@ def test_bad_records_are_quarantined_with_their_reasons_and_reconciliation_holds
         ",Furniture,Chairs,No id,Texas,5,Acme\r\n"
     )
     lakehouse = _lakehouse(spark, tmp_path, "quarantine")
-    run_all(lakehouse, str(folder))  # raises if reconciliation breaks
+    run_pipeline(lakehouse, str(folder))  # raises if reconciliation breaks
 
     quarantine = lakehouse.read("silver", "quarantine").collect()
     orders = {}

@@ -15,8 +15,8 @@ from decimal import Decimal
 import pytest
 
 from ecom_lakehouse.config import load_config
+from ecom_lakehouse.lifecycle import run_pipeline
 from ecom_lakehouse.locks import LockedError, lakehouse_lock
-from ecom_lakehouse.pipeline import run_all
 from ecom_lakehouse.runs import latest_run, quality_report
 from ecom_lakehouse.storage import Lakehouse
 from tests.helpers import customer, order, product, write_customers, write_orders_array, write_products
@@ -55,46 +55,47 @@ def _gold_total(lakehouse):
 
 
 def test_rerun_on_the_same_input_changes_nothing(lakehouse, source):
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     before = _versions(lakehouse)
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     assert _versions(lakehouse) == before
     assert latest_run(lakehouse)["status"] == "unchanged"
     # the same content under another name (e.g. re-uploaded under a new ingest_date=) is not read again
     shutil.copy(source / "Orders.json", source / "orders_copy.json")
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     assert _versions(lakehouse) == before
     assert _profits(lakehouse) == {1: "10.00", 2: "20.00", 3: "30.00"}
 
 
+@pytest.mark.connect
 def test_a_new_orders_file_adds_only_its_lines_and_a_corrected_file_updates_by_merge(lakehouse, source):
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     dims_before = (lakehouse.version("silver", "customers"), lakehouse.version("silver", "products"))
 
     write_orders_array(source / "orders_2017.json", [order(4, profit=40), order(5, profit=50)])
-    run = run_all(lakehouse, str(source))
-    assert dict((t, r) for t, r, _ in run.steps)[lakehouse.config.table("bronze", "orders")] == 2  # only new lines
+    run = run_pipeline(lakehouse, str(source))
+    assert run.rows[lakehouse.config.table("bronze", "orders")] == 2  # only new lines
     assert _merge_metrics(lakehouse) == {"inserted": 2, "updated": 0, "deleted": 0}
     assert (lakehouse.version("silver", "customers"), lakehouse.version("silver", "products")) == dims_before
     assert _profits(lakehouse) == {1: "10.00", 2: "20.00", 3: "30.00", 4: "40.00", 5: "50.00"}
 
     # the export is re-issued with line 2 corrected: the line is updated, not duplicated
     write_orders_array(source / "Orders.json", [order(1, profit=10), order(2, profit=25), order(3, profit=30)])
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     assert _merge_metrics(lakehouse) == {"inserted": 0, "updated": 1, "deleted": 0}
     assert _profits(lakehouse) == {1: "10.00", 2: "25.00", 3: "30.00", 4: "40.00", 5: "50.00"}
     assert str(_gold_total(lakehouse)) == "155.00"
     assert latest_run(lakehouse)["reconciliation"]["orders.superseded"] == "3"  # the first file's three copies
 
-    run_all(lakehouse, str(source), full_refresh=True)
+    run_pipeline(lakehouse, str(source), full_refresh=True)
     assert lakehouse.read("bronze", "orders").count() == 5  # rebuilt from the current files only
     assert _profits(lakehouse) == {1: "10.00", 2: "25.00", 3: "30.00", 4: "40.00", 5: "50.00"}
 
 
 def test_a_changed_dimension_reenriches_existing_lines(lakehouse, source):
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     write_customers(source / "Customers.xlsx", [customer("AA-10001", "Aaron Renamed")])
-    run_all(lakehouse, str(source))
+    run_pipeline(lakehouse, str(source))
     assert {r.customer_name for r in lakehouse.read("silver", "orders").collect()} == {"Aaron Renamed"}
     assert _merge_metrics(lakehouse)["updated"] == 3
 

@@ -23,6 +23,8 @@ NOTEBOOKS = ["01_bronze_ingest.py", "02_silver_dimensions.py", "03_silver_orders
              "05_profit_report.sql"]  # fmt: skip
 NOTEBOOK_SCHEMAS = {"bronze_schema": "nb_bronze", "silver_schema": "nb_silver", "gold_schema": "nb_gold"}
 
+pytestmark = pytest.mark.connect
+
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -72,7 +74,7 @@ def test_quarantine_holds_exactly_the_bad_sample_lines(spark, cli_run, expected_
 
 def test_job_notebooks_in_job_order_produce_the_same_gold_as_ecom_run(spark, cli_run):
     root = cli_run["dir"] / "lh"
-    params = {"catalog": "spark_catalog", "input_path": str(SAMPLE_DIR), **NOTEBOOK_SCHEMAS}
+    params = {"catalog": "spark_catalog", "input_path": str(SAMPLE_DIR), "run_id": "4242", **NOTEBOOK_SCHEMAS}
     spark.conf.set("ecom.lakehouse.root", str(root))
     results = {}
     for name in NOTEBOOKS:

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from ecom_lakehouse.config import load_config
-from ecom_lakehouse.pipeline import run_all
+from ecom_lakehouse.lifecycle import run_pipeline
 from ecom_lakehouse.report import run_report
 from ecom_lakehouse.storage import Lakehouse
 
@@ -36,7 +36,7 @@ def source(real_data_dir):
 @pytest.fixture(scope="module")
 def lakehouse(spark, real_data_dir, tmp_path_factory):
     lakehouse = Lakehouse.open(spark, load_config().with_overrides(**SCHEMAS), tmp_path_factory.mktemp("pei"))
-    run_all(lakehouse, str(real_data_dir))
+    run_pipeline(lakehouse, str(real_data_dir))
     return lakehouse
 
 

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import SAMPLE_DIR
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 end-to-end test")
+pytestmark = pytest.mark.connect
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ RENDERED_FILES = ("html", "png")  # formats written to files: a self-contained p
 def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool = False):
     from ecom_lakehouse.config import load_config
     from ecom_lakehouse.report import create_report_views
-    from ecom_lakehouse.spark import get_spark
+    from ecom_lakehouse.spark import describe, get_spark
     from ecom_lakehouse.storage import Lakehouse
 
     root = Path(lakehouse_dir).resolve()
@@ -33,8 +33,7 @@ def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool =
         raise EcomError(f"{root}: no lakehouse here; run `ecom run` first or pass --lakehouse DIR")
     started = time.perf_counter()
     spark = get_spark(with_s3=with_s3)
-    spark.sparkContext.setLogLevel("ERROR")
-    log.info("spark %s ready in %.1f s", spark.version, time.perf_counter() - started)
+    log.info("spark %s ready in %.1f s", describe(spark), time.perf_counter() - started)
     lakehouse = Lakehouse.open(spark, load_config(), root)
     if lakehouse.exists("gold", "profit"):
         create_report_views(spark, lakehouse.config)
@@ -72,15 +71,15 @@ def write_report(report: dict, fmt: str, output: str | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ecom_lakehouse.lifecycle import run_pipeline
     from ecom_lakehouse.locks import lakehouse_lock
-    from ecom_lakehouse.pipeline import run_all
     from ecom_lakehouse.sources import is_remote
 
     started = time.perf_counter()
     input_path = args.input or str(SAMPLE_DIR)
     with lakehouse_lock(Path(args.lakehouse).resolve(), args.wait_lock):
         lakehouse = _open_lakehouse(args.lakehouse, with_s3=is_remote(input_path), create=True)
-        run = run_all(lakehouse, input_path, full_refresh=args.full_refresh)
+        run = run_pipeline(lakehouse, input_path, full_refresh=args.full_refresh)
         log.info("run %s finished in %.1f s", run.run_id, time.perf_counter() - started)
         _print_report(lakehouse, args.format, args.output)
     return 0

@@ -134,9 +134,15 @@ class Widgets:
         self.declared.clear()
 
 
+class _Library:
+    def restartPython(self) -> None:  # the package is installed already; nothing to restart locally
+        pass
+
+
 class _DbUtils:
     def __init__(self, widgets: Widgets) -> None:
         self.widgets = widgets
+        self.library = _Library()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The pipeline's steps, each reading its inputs and writing its tables (the edges around the pure transforms).
 
-The notebooks call exactly these functions, one step per notebook; ``ecom run`` calls them in order.
+:mod:`ecom_lakehouse.lifecycle` runs them, for ``ecom run`` and for the job's notebooks alike.
 
 Reruns are idempotent and incremental: bronze remembers each source file it ingested by path and content hash
 (``_source_file``, ``_source_sha256``) and reads only content it has not ingested yet; order files are appended,
@@ -15,19 +15,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ecom_lakehouse import gold, runs, sources
+from ecom_lakehouse import gold, sources
 from ecom_lakehouse.bronze import SOURCE_SHA256, to_bronze
-from ecom_lakehouse.config import load_config
 from ecom_lakehouse.errors import ReconciliationError, SourceError
 from ecom_lakehouse.expectations import filter_quarantined
 from ecom_lakehouse.silver import to_quarantine
@@ -35,7 +31,10 @@ from ecom_lakehouse.silver.customers import build_customers, checked_customers
 from ecom_lakehouse.silver.orders import build_orders_enriched, checked_orders
 from ecom_lakehouse.silver.products import build_products, checked_products
 from ecom_lakehouse.spark import on_databricks
-from ecom_lakehouse.storage import Lakehouse
+from ecom_lakehouse.storage import Lakehouse, cached
+
+if TYPE_CHECKING:
+    from ecom_lakehouse.lifecycle import PipelineRun
 
 log = logging.getLogger(__name__)
 
@@ -44,63 +43,7 @@ _READERS: dict[str, Callable] = {
     "customers": sources.read_customers,
     "products": sources.read_products,
 }
-WIDGETS = ("catalog", "bronze_schema", "silver_schema", "gold_schema")
 DIMENSIONS = ("customers", "products")
-
-
-def open_from_widgets(spark: SparkSession, widgets: object) -> Lakehouse:
-    """The lakehouse named by a notebook's widgets (``catalog`` and the three schema names).
-
-    Args:
-        spark: the session.
-        widgets: ``dbutils.widgets`` on Databricks, or the local runner's stand-in.
-    """
-    values = {name: widgets.get(name) for name in WIDGETS}  # type: ignore[attr-defined]
-    return Lakehouse.open(spark, load_config().with_overrides(**values))
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC timestamp plus a random suffix."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class RunLog:
-    """Rows written per table and seconds per step, in order, and what changed in this run."""
-
-    run_id: str
-    full_refresh: bool = False
-    input_path: str | None = None
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    steps: list[tuple[str, int, float]] = field(default_factory=list)
-    changed: set[str] = field(default_factory=set)
-
-    @contextmanager
-    def step(self, table: str) -> Iterator[list[int]]:
-        """Time a step; the body appends the rows it wrote to the yielded list."""
-        log.info("%s: running", table)
-        started = time.perf_counter()
-        rows: list[int] = []
-        yield rows
-        seconds = time.perf_counter() - started
-        self.steps.append((table, sum(rows), seconds))
-        log.info("%s: %d rows in %.1f s", table, sum(rows), seconds)
-
-    def rows(self) -> dict[str, int]:
-        """Rows written per table by the steps so far."""
-        return {table: rows for table, rows, _ in self.steps}
-
-    def state(self, status: str, **fields: object) -> dict[str, object]:
-        """The run as a ``pipeline_runs`` record."""
-        ended = None if status == runs.RUNNING else datetime.now(UTC)
-        return {"run_id": self.run_id, "started_at": self.started_at, "ended_at": ended, "status": status,
-                "input_path": self.input_path, "rows": self.rows(), **fields}  # fmt: skip
-
-    def summary(self, spark: SparkSession) -> DataFrame:
-        """The steps so far as a DataFrame (table, rows, seconds), for a notebook's final display."""
-        return spark.createDataFrame(
-            [(t, r, round(s, 1)) for t, r, s in self.steps], "table string, rows long, seconds double"
-        )
 
 
 # Raw bytes per shuffle partition locally: small inputs get a few partitions (less scheduling), large ones enough
@@ -131,7 +74,7 @@ def _ingested_hashes(lakehouse: Lakehouse, dataset: str) -> set[str]:
     return {r[0] for r in bronze.select(SOURCE_SHA256).distinct().collect()}
 
 
-def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str]:
+def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: PipelineRun) -> set[str]:
     """Ingest new or changed source files under ``input_path`` into bronze, as they came.
 
     Order files are appended (a file whose content was already ingested, under any name, is skipped). Customers
@@ -158,7 +101,7 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str
             continue
         incremental = dataset == "orders" and not run.full_refresh
         to_read = new if incremental else files
-        with run.step(table) as rows:
+        with run.table_step(table) as rows:
             raw_df = _READERS[dataset](lakehouse.spark, to_read)
             bronze_df = to_bronze(raw_df, run.run_id, ingested_at, fingerprints)
             write = lakehouse.append if incremental else lakehouse.overwrite
@@ -169,15 +112,14 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: RunLog) -> set[str
 
 def _write_with_quarantine(
     lakehouse: Lakehouse,
-    run: RunLog,
+    run: PipelineRun,
     dataset: str,
     checked_df: DataFrame,
     build: Callable[[DataFrame], DataFrame],
     merge_key: str | None = None,
 ) -> None:
-    checked_df = checked_df.persist()
-    try:
-        with run.step(lakehouse.config.table("silver", dataset)) as rows:
+    with cached(checked_df) as checked_df:
+        with run.table_step(lakehouse.config.table("silver", dataset)) as rows:
             silver_df = build(checked_df)
             if merge_key and not run.full_refresh:
                 changes = lakehouse.merge(silver_df, "silver", dataset, merge_key, "_row_hash")
@@ -185,15 +127,13 @@ def _write_with_quarantine(
                 rows.append(sum(changes.values()))
             else:
                 rows.append(lakehouse.overwrite(silver_df, "silver", dataset))
-        with run.step(f"{lakehouse.config.table('silver', 'quarantine')}[{dataset}]") as rows:
+        with run.table_step(f"{lakehouse.config.table('silver', 'quarantine')}[{dataset}]") as rows:
             quarantined = checked_df.transform(filter_quarantined).transform(to_quarantine(dataset))
             only_this = f"dataset = '{dataset}'"
             rows.append(lakehouse.overwrite(quarantined, "silver", "quarantine", replace_where=only_this))
-    finally:
-        checked_df.unpersist()
 
 
-def build_silver_dimensions(lakehouse: Lakehouse, run: RunLog) -> None:
+def build_silver_dimensions(lakehouse: Lakehouse, run: PipelineRun) -> None:
     """Bronze customers and products -> silver customers and products (+ their quarantined records)."""
     _write_with_quarantine(
         lakehouse, run, "customers", checked_customers(lakehouse.read("bronze", "customers")), build_customers
@@ -203,7 +143,7 @@ def build_silver_dimensions(lakehouse: Lakehouse, run: RunLog) -> None:
     )
 
 
-def build_silver_orders(lakehouse: Lakehouse, run: RunLog) -> None:
+def build_silver_orders(lakehouse: Lakehouse, run: PipelineRun) -> None:
     """Bronze orders + silver dimensions -> silver orders_enriched by MERGE on row_id (+ quarantined lines)."""
     checked = checked_orders(
         lakehouse.read("bronze", "orders"), lakehouse.read("silver", "customers"), lakehouse.read("silver", "products")
@@ -211,16 +151,11 @@ def build_silver_orders(lakehouse: Lakehouse, run: RunLog) -> None:
     _write_with_quarantine(lakehouse, run, "orders", checked, build_orders_enriched, merge_key="row_id")
 
 
-def build_gold(lakehouse: Lakehouse, run: RunLog) -> dict[str, object]:
-    """Silver orders_enriched -> gold profit_aggregate, then reconcile the layers and record the run."""
-    with run.step(lakehouse.config.table("gold", "profit")) as rows:
+def build_gold(lakehouse: Lakehouse, run: PipelineRun) -> None:
+    """Silver orders_enriched -> gold profit_aggregate (with its table comment)."""
+    with run.table_step(lakehouse.config.table("gold", "profit")) as rows:
         rows.append(lakehouse.overwrite(gold.aggregate_profit(lakehouse.read("silver", "orders")), "gold", "profit"))
     lakehouse.comment("gold", "profit", gold.TABLE_COMMENT)
-    figures = reconcile(lakehouse)
-    reconciliation = {k: str(v) for k, v in figures.items()}
-    state = run.state(runs.SUCCEEDED, reconciliation=reconciliation, rule_counts=runs.rule_counts(lakehouse))
-    runs.record_run(lakehouse, state)
-    return figures
 
 
 def count_superseded(bronze_orders_df: DataFrame) -> int:
@@ -280,31 +215,3 @@ def reconcile(lakehouse: Lakehouse) -> dict[str, object]:
             raise ReconciliationError(f"{name} do not reconcile: {left} != {right} ({detail})")
     log.info("reconciled: %s", ", ".join(f"{k}={v}" for k, v in figures.items()))
     return figures
-
-
-def run_all(lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *, full_refresh: bool = False) -> RunLog:
-    """Every layer in order: bronze, silver dimensions, silver orders, gold (reconciled), recorded in pipeline_runs.
-
-    When no source file is new or changed and the previous run succeeded, nothing is rewritten.
-    """
-    run = RunLog(run_id or new_run_id(), full_refresh=full_refresh, input_path=input_path)
-    log.info("run %s: input %s%s", run.run_id, input_path, " (full refresh)" if full_refresh else "")
-    lakehouse.ensure_schemas()
-    runs.mark_abandoned_runs(lakehouse)
-    previous = runs.latest_run(lakehouse)
-    runs.record_run(lakehouse, run.state(runs.RUNNING))
-    try:
-        changed = ingest_bronze(lakehouse, input_path, run)
-        complete = previous is not None and previous["status"] in (runs.SUCCEEDED, runs.SKIPPED)
-        if not changed and complete and lakehouse.exists("gold", "profit"):
-            log.info("nothing new since run %s: silver and gold unchanged", previous["run_id"])
-            runs.record_run(lakehouse, run.state(runs.SKIPPED))
-            return run
-        if full_refresh or not complete or changed & set(DIMENSIONS) or not lakehouse.exists("silver", "customers"):
-            build_silver_dimensions(lakehouse, run)
-        build_silver_orders(lakehouse, run)
-        build_gold(lakehouse, run)
-    except BaseException as exc:
-        runs.record_run(lakehouse, run.state(runs.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000]))
-        raise
-    return run

@@ -1,5 +1,10 @@
-"""The ``pipeline_runs`` table: one row per run with its status, rows written per table, the count per
-data-quality rule and the reconciliation figures; and the data-quality report ``ecom quality`` prints."""
+"""The ``pipeline_runs`` table: an append-only log of run states (status, rows written per table, seconds per step,
+the count per data-quality rule, the reconciliation figures), and the data-quality report ``ecom quality`` prints.
+
+A run's state is its newest record. The states: ``running`` (recorded when the run starts and, in the Databricks
+job, after each task), then ``succeeded``, ``failed`` (with the step and the error), ``unchanged`` (nothing new was
+found) or ``abandoned`` (recorded by the next run for a run that never finished).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,11 @@ from ecom_lakehouse.storage import Lakehouse
 RUNS_SCHEMA = (
     "run_id string, recorded_at timestamp, started_at timestamp, ended_at timestamp, status string, "
     "input_path string, error string, rows map<string,bigint>, rule_counts map<string,bigint>, "
-    "reconciliation map<string,string>"
+    "reconciliation map<string,string>, full_refresh boolean, step string, seconds map<string,double>, "
+    "changed array<string>, plan array<string>"
 )
-RUNNING, SUCCEEDED, FAILED, SKIPPED, ABANDONED = "running", "succeeded", "failed", "unchanged", "abandoned"
+RUNNING, SUCCEEDED, FAILED, UNCHANGED, ABANDONED = "running", "succeeded", "failed", "unchanged", "abandoned"
+FINISHED = (SUCCEEDED, UNCHANGED)  # the tables are complete and reconciled
 _COLUMNS = [c.split(" ")[0] for c in RUNS_SCHEMA.split(", ")]
 
 
@@ -32,42 +39,55 @@ def _latest_states(lakehouse: Lakehouse) -> DataFrame:
     )
 
 
-def latest_run(lakehouse: Lakehouse, run_id: str | None = None, *, built_tables: bool = False) -> dict | None:
+def latest_run(
+    lakehouse: Lakehouse, run_id: str | None = None, *, built_tables: bool = False, other_than: str | None = None
+) -> dict | None:
     """The newest run (or the given one) as a dict, None when there is none.
 
     Args:
         lakehouse: where the table lives.
         run_id: a specific run.
         built_tables: skip runs that found nothing new (``unchanged``): the newest run that wrote the tables.
+        other_than: leave this run out (a run looking for the one before it).
     """
     if not lakehouse.exists("silver", "runs"):
         return None
     runs = _latest_states(lakehouse)
     if run_id:
         runs = runs.where(F.col("run_id") == run_id)
+    if other_than:
+        runs = runs.where(F.col("run_id") != other_than)
     if built_tables:
-        runs = runs.where(F.col("status") != SKIPPED)
+        runs = runs.where(F.col("status") != UNCHANGED)
     row = runs.orderBy(F.col("started_at").desc(), F.col("run_id").desc()).first()
     return row.asDict(recursive=True) if row else None
 
 
 def record_run(lakehouse: Lakehouse, state: dict[str, object]) -> None:
     """Append a run's current state (the columns of :data:`RUNS_SCHEMA`; ``recorded_at`` is set here)."""
-    row = {**state, "recorded_at": datetime.now(UTC)}
-    row_df = lakehouse.spark.createDataFrame([tuple(row.get(c) for c in _COLUMNS)], RUNS_SCHEMA)
-    lakehouse.append(row_df, "silver", "runs")
+    record_runs(lakehouse, [state])
 
 
-def mark_abandoned_runs(lakehouse: Lakehouse) -> int:
-    """Runs still ``running`` when a new one starts under the lock died midway: record them as ``abandoned``."""
+def record_runs(lakehouse: Lakehouse, states: list[dict[str, object]]) -> None:
+    """Append several run states in one Delta commit."""
+    now = datetime.now(UTC)
+    rows = [tuple({**state, "recorded_at": now}.get(c) for c in _COLUMNS) for state in states]
+    lakehouse.append(lakehouse.spark.createDataFrame(rows, RUNS_SCHEMA), "silver", "runs")
+
+
+def mark_abandoned_runs(lakehouse: Lakehouse, current_run_id: str) -> int:
+    """Runs still ``running`` when another one starts never finished (their process ended, or only some of their
+    steps ran): record them as ``abandoned``. One run at a time is the rule (the lock locally, the job's
+    ``max_concurrent_runs: 1`` on Databricks), so another run still ``running`` is not alive."""
     if not lakehouse.exists("silver", "runs"):
         return 0
-    stale = _latest_states(lakehouse).where(F.col("status") == RUNNING).collect()
-    for row in stale:
-        state = row.asDict(recursive=True)
-        record_run(lakehouse, {**state, "status": ABANDONED, "ended_at": datetime.now(UTC),
-                               "error": "the process ended before the run finished"})  # fmt: skip
-    return len(stale)
+    stale = _latest_states(lakehouse).where((F.col("status") == RUNNING) & (F.col("run_id") != current_run_id))
+    rows = [row.asDict(recursive=True) for row in stale.collect()]
+    if rows:
+        now = datetime.now(UTC)
+        error = "the run never finished: its process ended, or only some of its steps ran"
+        record_runs(lakehouse, [{**state, "status": ABANDONED, "ended_at": now, "error": error} for state in rows])
+    return len(rows)
 
 
 def rule_counts(lakehouse: Lakehouse) -> dict[str, int]:
@@ -94,11 +114,13 @@ def quality_report(run: dict) -> str:
     """Plain-text data-quality report of one run."""
     by_key = {f"{e.dataset}.{e.reason}": e for e in EXPECTATIONS}
     lines = [
-        f"run {run['run_id']}: {run['status']}",
+        f"run {run['run_id']}: {run['status']}" + (" (full refresh)" if run.get("full_refresh") else ""),
         f"  started {run['started_at']}, ended {run.get('ended_at') or '-'}, input {run.get('input_path') or '-'}",
     ]
     if run.get("error"):
-        lines.append(f"  error: {run['error']}")
+        lines.append(f"  error in step {run.get('step') or '-'}: {run['error']}")
+    if run.get("seconds"):
+        lines.append("  seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in run["seconds"].items()))
     lines += ["", "rows written per table:"]
     lines += [f"  {table:<55} {rows:>10}" for table, rows in sorted((run.get("rows") or {}).items())]
     lines += ["", "reconciliation:"]
