@@ -11,10 +11,16 @@ Merge semantics follow the CLI (libs/dyn/merge): maps merge key by key with the 
 concatenate, scalars are replaced. Included files are merged into databricks.yml in glob order; a target's
 overrides are then merged on top, and a job's tasks / job clusters / parameters that end up with the same key
 are merged into one entry, as the CLI's MergeJobTasks / MergeJobClusters / MergeJobParameters mutators do.
+YAML anchors, aliases and ``<<`` merge keys (databricks.yml shares the classic job cluster and prod's settings
+between targets with them) are resolved by the YAML loader, in PyYAML as in the CLI's libs/dyn/yamlloader.
+
+tests/test_bundle_cli.py checks the same configuration with the real CLI; these helpers keep the offline checks
+fast and free of any binary.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -42,6 +48,12 @@ _SQL_WIDGET = re.compile(r"\bCREATE\s+WIDGET\s+(?:TEXT|DROPDOWN|COMBOBOX|MULTISE
 _SQL_GET_ARGUMENT = re.compile(r"\bgetArgument\(\s*[\"']([^\"']+)[\"']", re.I)
 
 NOTEBOOK_HEADERS = {".py": "# Databricks notebook source", ".sql": "-- Databricks notebook source"}
+CELL_SEPARATORS = {".py": "# COMMAND ----------", ".sql": "-- COMMAND ----------"}
+
+# The package's notebook entry point, which declares and reads the job's widgets itself (ecom_lakehouse.lifecycle).
+PACKAGE_DIR = REPO_ROOT / "src" / "ecom_lakehouse"
+RUN_TASK_MODULE = PACKAGE_DIR / "lifecycle.py"
+_RUN_TASK_CALL = re.compile(r"^\s*(?:display\()?\s*run_task\(", re.M)
 
 # Keys the CLI uses to merge duplicate entries of a job's lists after target overrides.
 _JOB_KEYED_LISTS = {"tasks": "task_key", "job_clusters": "job_cluster_key", "parameters": "name"}
@@ -201,6 +213,32 @@ def variable_values(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def substitute_variables(node: Any, values: dict[str, Any]) -> Any:
+    """A copy of ``node`` with every string that is exactly ``${var.name}`` replaced by the variable's value.
+
+    Variables without a value (None in ``values``, the user supplies them) and references inside longer strings
+    stay as they are, so the result still validates against the bundle schema wherever a value is unknown.
+    """
+    if isinstance(node, str):
+        match = re.fullmatch(r"\$\{var\.([A-Za-z][\w-]*)\}", node)
+        if match and values.get(match.group(1)) is not None:
+            return copy.deepcopy(values[match.group(1)])
+        return node
+    if isinstance(node, dict):
+        return {key: substitute_variables(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [substitute_variables(value, values) for value in node]
+    return node
+
+
+COMPUTE_KEYS = ("job_cluster_key", "new_cluster", "existing_cluster_id", "environment_key")
+
+
+def task_compute(task: dict[str, Any]) -> dict[str, Any]:
+    """The compute settings a task names; empty for a serverless task (notebook tasks then use serverless)."""
+    return {key: task[key] for key in COMPUTE_KEYS if task.get(key)}
+
+
 def iter_strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Every string (keys excluded) in a nested structure, with a dotted path to it."""
     if isinstance(node, str):
@@ -274,10 +312,61 @@ def topological_order(graph: dict[str, list[str]]) -> list[str]:
     return order
 
 
-def notebook_widgets(path: Path) -> set[str]:
-    """Names of the widgets a notebook (Databricks source format, .py or .sql) defines or reads."""
+def notebook_widgets(path: Path, package_widgets: set[str] | None = None) -> set[str]:
+    """Names of the widgets a notebook (Databricks source format, .py or .sql) defines or reads.
+
+    A notebook that hands over to the package's ``run_task(spark, dbutils, step)`` reads the widgets that function
+    declares: ``package_widgets`` (default: :func:`run_task_widgets`).
+    """
     text = path.read_text(encoding="utf-8")
-    return set(_PY_WIDGET.findall(text)) | set(_SQL_WIDGET.findall(text)) | set(_SQL_GET_ARGUMENT.findall(text))
+    found = set(_PY_WIDGET.findall(text)) | set(_SQL_WIDGET.findall(text)) | set(_SQL_GET_ARGUMENT.findall(text))
+    if path.suffix == ".py" and _RUN_TASK_CALL.search(text):
+        found |= run_task_widgets() if package_widgets is None else package_widgets
+    return found
+
+
+def _module_function(path: Path, name: str) -> ast.FunctionDef:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return node
+    raise BundleError(f"{path}: no function {name}()")
+
+
+def run_task_widgets(module: Path = RUN_TASK_MODULE) -> set[str]:
+    """The widgets ``run_task`` declares: the keys of the dict literal ``widget_defaults()`` returns.
+
+    Read from the source with ``ast``, so these offline checks import neither the package nor PySpark.
+    """
+    function = _module_function(module, "widget_defaults")
+    returns = [node.value for node in ast.walk(function) if isinstance(node, ast.Return)]
+    if len(returns) != 1 or not isinstance(returns[0], ast.Dict):
+        raise BundleError(f"{module}: widget_defaults() should return one dict literal")
+    keys = returns[0].keys
+    if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in keys):
+        raise BundleError(f"{module}: widget_defaults() keys should be string literals")
+    return {k.value for k in keys}  # type: ignore[union-attr]
+
+
+def module_constant(path: Path, name: str) -> Any:
+    """The literal value of a module-level ``NAME = <literal>`` assignment, read with ``ast``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise BundleError(f"{path}: no module-level {name} = <literal>")
+
+
+def notebook_cells(path: Path) -> list[str]:
+    """The cells of a source-format notebook, header and ``MAGIC`` prefixes removed, each stripped."""
+    text = path.read_text(encoding="utf-8")
+    header, separator = NOTEBOOK_HEADERS[path.suffix], CELL_SEPARATORS[path.suffix]
+    comment = "#" if path.suffix == ".py" else "--"
+    cells = []
+    for cell in text.removeprefix(header).split(separator):
+        lines = [re.sub(rf"^{re.escape(comment)} MAGIC ?", "", line) for line in cell.strip().splitlines()]
+        cells.append("\n".join(lines).strip())
+    return [cell for cell in cells if cell]
 
 
 def load_dashboard(path: Path) -> dict[str, Any]:

@@ -1,10 +1,14 @@
 """Offline checks of the Databricks Asset Bundle (databricks.yml + resources/*.yml): no CLI, no workspace, no Spark.
 
 1. Every file, the merged bundle and every resolved target validate against the CLI's published JSON schema
-   (../shared/schemas/databricks-bundle.schema.json; skipped when absent).
-2. What the schema cannot see: notebook files and their headers, task dependencies, variable definitions and
-   per-target resolution, resource references, the wheel's entry point, the dashboard file and its queries,
-   and that the job passes every widget the notebooks read.
+   (../shared/schemas/databricks-bundle.schema.json; skipped when absent), the targets also with their variable
+   values filled in.
+2. What the schema cannot see: notebook files and their headers, task dependencies, compute per target
+   (serverless vs the classic job cluster), variable definitions and per-target resolution, resource references,
+   how the project reaches the compute, the dashboard file and its queries, and that the job passes every widget
+   the notebooks read.
+
+tests/test_bundle_cli.py runs the real Databricks CLI (`bundle validate --strict`, `bundle plan`) on every target.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ ROOT = bu.REPO_ROOT
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "databricks-bundle.schema.json"
 
 # Variables without a default: the user passes them at deploy time (--var name=value or BUNDLE_VAR_name).
-# README ("Bundle variables") lists them; a target may still give one a value (dev does for notification_email).
+# README ("Bundle variables") lists them; a target may still give one a value (dev does for notification_email,
+# the serverless targets for instance_profile_arn).
 USER_SUPPLIED_VARIABLES = {
     "input_path",
     "instance_profile_arn",
@@ -35,6 +40,8 @@ USER_SUPPLIED_VARIABLES = {
     "service_principal_id",
 }
 
+SERVERLESS_TARGETS = {"dev", "prod"}
+CLASSIC_TARGETS = {"dev_classic": "dev", "prod_classic": "prod"}  # classic target -> its serverless twin
 PIPELINE_JOB = "ecom_pipeline"
 EXPECTED_TASK_ORDER = ["bronze_ingest", "silver_dimensions", "silver_orders", "gold_aggregates", "profit_report"]
 JOB_SCHEMA_PARAMETERS = {"catalog", "bronze_schema", "silver_schema", "gold_schema"}
@@ -45,7 +52,7 @@ GOLD_VIEW_COLUMNS = {
     "profit_by_customer": {"customer_id", "customer_name", "profit"},
     "profit_by_customer_year": {"customer_id", "customer_name", "year", "profit"},
 }
-WHEEL_ENTRY_POINT = ("ecom", "ecom_lakehouse.cli:main")
+ENTRY_POINT = ("ecom", "ecom_lakehouse.cli:main")
 RESOURCE_SUFFIXES = {"jobs": "job", "schemas": "schema", "dashboards": "dashboard"}
 
 BUNDLE = bu.load_bundle(ROOT)
@@ -104,6 +111,11 @@ def test_resolved_target_matches_schema(validator: Any, target: str) -> None:
         config["bundle"].pop(internal, None)
     errors = bu.schema_errors(validator, config)
     assert not errors, f"target {target} violates the bundle schema:\n" + "\n".join(errors)
+    # With the target's variable values in place, enum fields (performance_target, data_security_mode,
+    # pause_status) are checked against their allowed values too.
+    filled = bu.substitute_variables(config, bu.variable_values(config))
+    errors = bu.schema_errors(validator, filled)
+    assert not errors, f"target {target} with its variable values violates the bundle schema:\n" + "\n".join(errors)
 
 
 # --- 2. layout and targets ------------------------------------------------------------------------------------
@@ -117,21 +129,51 @@ def test_layout_follows_default_python_template() -> None:
         suffix = RESOURCE_SUFFIXES.get(resource_type, resource_type.rstrip("s"))
         assert path.name.endswith(f".{suffix}.yml"), f"{path.name} defines {resource_type}; name it *.{suffix}.yml"
     for path in BUNDLE.files[1:]:
-        types = set(bu.load_yaml(path).get("resources") or {})
-        assert len(types) == 1, f"{path.name} should hold one resource type, has {sorted(types)}"
+        resources = bu.load_yaml(path).get("resources") or {}
+        assert len(resources) == 1, f"{path.name} should hold one resource type, has {sorted(resources)}"
+        # The CLI recommends "a single schema in a file with the .schema.yml extension".
+        if "schemas" in resources:
+            assert len(resources["schemas"]) == 1, f"{path.name} should define one schema"
+    for key in ("bronze", "silver", "gold"):
+        assert BUNDLE.resource_file("schemas", key).name == f"ecom_{key}.schema.yml"
 
 
-def test_targets_dev_and_prod() -> None:
-    assert set(TARGETS) == {"dev", "prod"}
+def test_targets_serverless_and_classic_for_dev_and_prod() -> None:
+    assert set(TARGETS) == SERVERLESS_TARGETS | set(CLASSIC_TARGETS)
     assert [t for t, spec in BUNDLE.targets.items() if spec.get("default")] == ["dev"]
-    dev, prod = BUNDLE.targets["dev"], BUNDLE.targets["prod"]
-    assert dev["mode"] == "development"
-    assert dev["presets"]["artifacts_dynamic_version"] is True
-    assert prod["mode"] == "production"
-    # mode: production requires run_as (or a service principal deploying) and an explicit root_path.
-    assert prod["run_as"] == {"service_principal_name": "${var.service_principal_id}"}
-    assert "${workspace.current_user.userName}" in prod["workspace"]["root_path"]
-    assert prod.get("permissions"), "prod should set permissions on the deployed job and dashboard"
+    for target, spec in BUNDLE.targets.items():
+        assert spec["mode"] == ("production" if target.startswith("prod") else "development"), target
+        # Every target sets root_path under the deploying identity's home; a classic target shares its twin's, so
+        # both flavours are one deployment (one job, one set of schemas) that a deploy switches in place.
+        root = spec["workspace"]["root_path"]
+        assert root.startswith("/Workspace/Users/${workspace.current_user.userName}/.bundle/${bundle.name}/"), root
+        assert root == BUNDLE.targets[CLASSIC_TARGETS.get(target, target)]["workspace"]["root_path"]
+    assert "artifacts" not in BUNDLE.config, "the notebooks install the project with %pip; no wheel artifact"
+    for target in ("prod", "prod_classic"):
+        prod = BUNDLE.targets[target]
+        # mode: production requires run_as (or a service principal deploying) and an explicit root_path.
+        assert prod["run_as"] == {"service_principal_name": "${var.service_principal_id}"}
+        # The service principal deploys prod from CI and manages it (the CLI's "current deployment identity").
+        manager = {"service_principal_name": "${var.service_principal_id}", "level": "CAN_MANAGE"}
+        assert prod["permissions"][0] == manager
+        assert prod["resources"]["schemas"] == BUNDLE.targets["prod"]["resources"]["schemas"]
+    assert BUNDLE.targets["prod_classic"]["permissions"] == BUNDLE.targets["prod"]["permissions"]
+
+
+@pytest.mark.parametrize("target", sorted(CLASSIC_TARGETS))
+def test_classic_target_differs_from_its_twin_only_in_compute(target: str) -> None:
+    classic = bu.resolve_target(BUNDLE, target)
+    serverless = bu.resolve_target(BUNDLE, CLASSIC_TARGETS[target])
+    job = bu.jobs(classic)[PIPELINE_JOB]
+    assert job.pop("job_clusters")
+    for task in job["tasks"]:
+        assert task.pop("job_cluster_key")
+    assert job == bu.jobs(serverless)[PIPELINE_JOB]
+    for config in (classic, serverless):
+        config["bundle"].pop("target")
+        config.pop("resources")
+        config["variables"].pop("instance_profile_arn")  # "" on serverless; the user supplies it on classic
+    assert classic == serverless
 
 
 def test_no_workspace_host_placeholder() -> None:
@@ -151,7 +193,7 @@ def test_schedule_paused_outside_prod(target: str) -> None:
     status = schedule["pause_status"]
     if match := re.fullmatch(r"\$\{var\.(\w+)\}", status):
         status = bu.variable_values(config)[match.group(1)]
-    assert status == ("UNPAUSED" if target == "prod" else "PAUSED")
+    assert status == ("UNPAUSED" if target.startswith("prod") else "PAUSED")
 
 
 # --- 3. variables and references ------------------------------------------------------------------------------
@@ -189,6 +231,11 @@ def test_target_resolves_every_variable(target: str) -> None:
     values = bu.variable_values(bu.resolve_target(BUNDLE, target))
     unresolved = {name for name, value in values.items() if value is None}
     assert unresolved <= USER_SUPPLIED_VARIABLES, f"target {target} leaves {sorted(unresolved)} without a value"
+    # Serverless cannot use an instance profile: its targets set the classic-only variable empty, so nobody has
+    # to pass it; the classic targets leave it to the user (an ARN, or "" to read through Unity Catalog).
+    assert ("instance_profile_arn" in unresolved) is (target in CLASSIC_TARGETS)
+    if target in SERVERLESS_TARGETS:
+        assert values["instance_profile_arn"] == ""
     for name, value in values.items():
         refs = bu.VAR_REF.findall(value) if isinstance(value, str) else []
         assert not refs, f"target {target}: variable {name} refers to other variables {refs}"
@@ -230,27 +277,52 @@ def test_depends_on_names_existing_tasks_without_cycle(job_key: str) -> None:
     assert bu.find_cycle(graph) is None, f"dependency cycle in {job_key}: {bu.find_cycle(graph)}"
 
 
-def test_tasks_use_the_shared_aws_job_cluster() -> None:
+def test_base_job_is_serverless() -> None:
+    """No task names compute, so every notebook task runs on serverless with the notebook's environment."""
     job = bu.jobs(BUNDLE.config)[PIPELINE_JOB]
+    assert "job_clusters" not in job and "environments" not in job
+    for task in job["tasks"]:
+        assert bu.task_compute(task) == {}, f"{task['task_key']} names compute {bu.task_compute(task)}"
+    assert job["performance_target"] == "${var.performance_target}"
+    assert job["max_concurrent_runs"] == 1
+    assert job["email_notifications"]["on_failure"] == ["${var.notification_email}"]
+    assert job["timeout_seconds"] > 0
+    bronze = next(t for t in job["tasks"] if t["task_key"] == "bronze_ingest")
+    assert bronze["max_retries"] >= 1
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_performance_target_per_target(target: str) -> None:
+    values = bu.variable_values(bu.resolve_target(BUNDLE, target))
+    # dev: a developer waits for the run (fast start); prod: the scheduled nightly run, in the cheaper mode.
+    assert values["performance_target"] == ("STANDARD" if target.startswith("prod") else "PERFORMANCE_OPTIMIZED")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_compute_per_target(target: str) -> None:
+    config = bu.resolve_target(BUNDLE, target)
+    job = bu.jobs(config)[PIPELINE_JOB]
+    assert [t["task_key"] for t in job["tasks"]] == EXPECTED_TASK_ORDER, "a target override added or lost a task"
+    if target in SERVERLESS_TARGETS:
+        assert "job_clusters" not in job
+        assert all(bu.task_compute(task) == {} for task in job["tasks"])
+        return
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
-    assert len(clusters) == 1
-    ((cluster_key, cluster),) = clusters.items()
+    assert list(clusters) == ["ecom_cluster"]
+    cluster = clusters["ecom_cluster"]
     assert cluster["spark_version"] == "17.3.x-scala2.13"
     assert cluster["node_type_id"] == "${var.node_type_id}"
-    assert cluster["data_security_mode"] in {"SINGLE_USER", "USER_ISOLATION"}
+    assert cluster["data_security_mode"] == "${var.classic_access_mode}"
     assert cluster["aws_attributes"] == {
         "availability": "SPOT_WITH_FALLBACK",
         "first_on_demand": 1,
         "zone_id": "auto",
         "instance_profile_arn": "${var.instance_profile_arn}",
     }
+    # Dedicated by default: the access mode in which the instance profile reaches all code (direct S3 reads).
+    assert bu.variable_values(config)["classic_access_mode"] == "SINGLE_USER"
     for task in job["tasks"]:
-        assert task.get("job_cluster_key") == cluster_key, f"{task['task_key']} should run on {cluster_key}"
-    assert job["max_concurrent_runs"] == 1
-    assert job["email_notifications"]["on_failure"] == ["${var.notification_email}"]
-    assert job["timeout_seconds"] > 0
-    bronze = next(t for t in job["tasks"] if t["task_key"] == "bronze_ingest")
-    assert bronze["max_retries"] >= 1
+        assert bu.task_compute(task) == {"job_cluster_key": "ecom_cluster"}, task["task_key"]
 
 
 @pytest.mark.parametrize("item", _notebook_tasks(), ids=_task_id)
@@ -296,38 +368,75 @@ def test_widget_parser_reads_python_and_sql_notebooks(tmp_path: Path) -> None:
     )
     assert bu.notebook_widgets(python) == {"catalog", "layer", "run_id", "gold_schema"}
     assert bu.notebook_widgets(sql) == {"input_path", "x"}
+    handover = tmp_path / "task.py"
+    handover.write_text(
+        "# Databricks notebook source\nfrom ecom_lakehouse.lifecycle import run_task\n\n"
+        'display(run_task(spark, dbutils, "gold"))\n'
+    )
+    assert bu.notebook_widgets(handover, package_widgets={"catalog", "run_id"}) == {"catalog", "run_id"}
+
+
+def test_run_task_declares_the_job_parameters() -> None:
+    """The notebooks hand over to ecom_lakehouse.lifecycle.run_task, which declares these widgets."""
+    job = bu.jobs(BUNDLE.config)[PIPELINE_JOB]
+    passed = {p["name"] for p in job["parameters"]} | {"run_id"}
+    assert bu.run_task_widgets() == passed
 
 
 def test_job_parameters_cover_the_documented_widgets() -> None:
     job = bu.jobs(BUNDLE.config)[PIPELINE_JOB]
     names = [p["name"] for p in job["parameters"]]
     assert len(names) == len(set(names))
-    assert set(names) == JOB_SCHEMA_PARAMETERS | {"input_path"}
+    assert set(names) == JOB_SCHEMA_PARAMETERS | {"input_path", "full_refresh"}
+    defaults = {p["name"]: p["default"] for p in job["parameters"]}
+    assert defaults["full_refresh"] == "false"  # a string: job parameter values are text
+    for layer in ("bronze", "silver", "gold"):
+        assert defaults[f"{layer}_schema"] == f"${{resources.schemas.{layer}.name}}"  # dev-prefixed name
+    # All tasks share the job run id, so each one resumes the run its predecessor recorded.
     for task in job["tasks"]:
-        assert task["notebook_task"].get("base_parameters", {}).get("run_id") == "{{job.run_id}}"
+        assert task["notebook_task"].get("base_parameters") == {"run_id": "{{job.run_id}}"}
 
 
-# --- 5. the wheel ---------------------------------------------------------------------------------------------
+# --- 5. the project on the compute ----------------------------------------------------------------------------
 
 
-def test_wheel_artifact_and_entry_point() -> None:
-    artifacts = BUNDLE.config["artifacts"]
-    wheels = [spec for spec in artifacts.values() if spec.get("type") == "whl"]
-    assert len(wheels) == 1
-    wheel = wheels[0]
-    project_dir = (ROOT / wheel.get("path", ".")).resolve()
-    assert re.search(r"(python -m build|uv build) --wheel", wheel["build"])
-    pyproject = tomllib.loads((project_dir / "pyproject.toml").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_wheel_artifact_and_no_task_libraries(target: str) -> None:
+    """The notebooks `%pip install ..` the project from the synced bundle files: one way for every compute."""
+    config = bu.resolve_target(BUNDLE, target)
+    assert "artifacts" not in config
+    assert "artifacts_dynamic_version" not in (config.get("presets") or {})
+    for job_key, job in bu.jobs(config).items():
+        for task in job["tasks"]:
+            assert "libraries" not in task, f"{job_key}.{task['task_key']} declares libraries"
+
+
+@pytest.mark.parametrize("item", _notebook_tasks(), ids=_task_id)
+def test_python_notebooks_install_the_project_first(item: tuple[str, dict[str, Any]]) -> None:
+    """`%pip install ..` (the bundle root, relative to notebooks/), restart Python, and only then import the package."""
+    job_key, task = item
+    path = _notebook_path(job_key, task)
+    code = [cell for cell in bu.notebook_cells(path) if not cell.startswith("%md")]
+    if path.suffix == ".sql":
+        assert not any("ecom_lakehouse" in cell for cell in code), f"{path.name}: SQL notebooks need no package"
+        return
+    install, restart, *rest = code
+    assert re.fullmatch(r"%pip install( --?[\w-]+)* \.\.", install), f"{path.name}: first cell {install!r}"
+    assert (path.parent / "..").resolve() == ROOT and (ROOT / "pyproject.toml").is_file()
+    assert restart == "dbutils.library.restartPython()", f"{path.name}: second cell {restart!r}"
+    assert any("ecom_lakehouse" in cell for cell in rest)
+
+
+def test_bundle_root_is_an_installable_project() -> None:
+    """What `%pip install ..` builds from the deployed files/ folder: pyproject.toml at the bundle root."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["name"] == "ecom-lakehouse"
     assert pyproject["build-system"]["build-backend"] == "hatchling.build"
-    name, target = WHEEL_ENTRY_POINT
+    name, target = ENTRY_POINT
     assert pyproject["project"].get("scripts", {}).get(name) == target
-    # Every task library glob points at the artifact's dist/ folder.
-    for job_key, task in _tasks():
-        for library in task.get("libraries", []):
-            if "whl" in library:
-                glob = (BUNDLE.resource_file("jobs", job_key).parent / library["whl"]).resolve()
-                assert glob.parent == project_dir / "dist" and glob.name.endswith(".whl"), library["whl"]
+    # Nothing keeps the project's files out of the sync (the CLI syncs the bundle root, minus .gitignore'd files).
+    sync = BUNDLE.config.get("sync") or {}
+    assert not sync.get("exclude") and sync.get("paths", ["."]) == ["."], sync
 
 
 # --- 6. the dashboard -----------------------------------------------------------------------------------------
@@ -402,6 +511,12 @@ def test_schemas_in_catalog_with_analyst_read_on_gold_only() -> None:
     }
     assert analyst_grants["bronze"] == [] and analyst_grants["silver"] == []
     assert [set(g["privileges"]) for g in analyst_grants["gold"]] == [{"USE_SCHEMA", "SELECT"}]
+
+
+def test_catalog_default_matches_the_package() -> None:
+    """The notebooks' catalog widget default (ecom_lakehouse.lifecycle) is the bundle's catalog default."""
+    constant = bu.module_constant(bu.RUN_TASK_MODULE, "DATABRICKS_DEFAULT_CATALOG")
+    assert BUNDLE.variables["catalog"]["default"] == constant
 
 
 def test_bundle_variables_default_to_pipeline_conf_schema_names() -> None:

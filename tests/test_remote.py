@@ -1,10 +1,11 @@
 """Tests of ``ecom remote`` against a fake Databricks workspace served over HTTP on loopback.
 
 No Spark. The real databricks-sdk ``WorkspaceClient`` talks over the socket to a small ``http.server`` in a thread
-(port 0) that implements the REST endpoints the commands use: SCIM ``Me``, Jobs API 2.2 (``jobs/list``,
-``jobs/get``, ``run-now``, ``runs/get`` advancing the run on every poll, ``runs/get-output``, ``runs/list``,
-``runs/cancel``) and the SQL Statement Execution API (statements, polling, result chunks). Authentication is the
-standard configuration: ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` with an empty ``DATABRICKS_CONFIG_FILE``.
+(port 0, tests/fake_workspace.py) that implements the REST endpoints the commands use: SCIM ``Me``, Jobs API 2.2
+(``jobs/list``, ``jobs/get``, ``run-now``, ``runs/get`` advancing the run on every poll, ``runs/get-output``,
+``runs/list``, ``runs/cancel``) and the SQL Statement Execution API (statements, polling, result chunks).
+Authentication is the standard configuration: ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` with an empty
+``DATABRICKS_CONFIG_FILE``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,11 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -39,301 +35,31 @@ from ecom_lakehouse.remote.jobs import format_duration, format_task, get_snapsho
 from ecom_lakehouse.remote.sql import convert_value
 from ecom_lakehouse.report import report_queries
 
-TOKEN = "dapi-test-token"
-USER_NAME = "Jane.Doe@example.com"
+try:
+    from fake_workspace import TASK_ERROR, TASKS, TOKEN, FakeTable, FakeWorkspace, phases, serve
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.fake_workspace import TASK_ERROR, TASKS, TOKEN, FakeTable, FakeWorkspace, phases, serve
+
 DEV_JOB = "[dev jane_doe] ecom_pipeline"
-TASKS = ("bronze_ingest", "silver_dimensions", "silver_orders", "gold_aggregates", "profit_report")
-TASK_ERROR = "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `silver.customers` cannot be found."
 FAST = ["--poll-seconds", "0.01"]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The fake workspace.
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _state(life: str, result: str | None = None, message: str = "") -> dict[str, Any]:
-    state: dict[str, Any] = {"life_cycle_state": life, "state_message": message}
-    if result:
-        state["result_state"] = result
-    return state
-
-
-def _phases(outcome: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(run state, task states) per poll: PENDING, then the tasks one after the other, then TERMINATED."""
-    pending = _state("PENDING")
-    phases = [(_state("PENDING"), [pending] * len(TASKS))]
-    if outcome == "forever":
-        return [*phases, (_state("RUNNING"), [_state("RUNNING")] + [pending] * (len(TASKS) - 1))]
-    failing = TASKS.index("silver_orders") if outcome == "fail" else None
-    done: list[dict[str, Any]] = []
-    for i in range(len(TASKS)):
-        if failing is not None and i == failing:
-            failed = _state("TERMINATED", "FAILED", "Workload failed, see run output for details")
-            upstream = [_state("SKIPPED", "UPSTREAM_FAILED")] * (len(TASKS) - i - 1)
-            phases.append((_state("RUNNING"), [*done, _state("RUNNING"), *[pending] * (len(TASKS) - i - 1)]))
-            phases.append((_state("TERMINATED", "FAILED", "Task silver_orders failed."), [*done, failed, *upstream]))
-            return phases
-        phases.append((_state("RUNNING"), [*done, _state("RUNNING"), *[pending] * (len(TASKS) - i - 1)]))
-        done.append(_state("TERMINATED", "SUCCESS"))
-    phases.append((_state("TERMINATED", "SUCCESS"), done))
-    return phases
-
-
-@dataclass
-class FakeRun:
-    run_id: int
-    job_id: int
-    outcome: str
-    polls: int = 0
-    cancelled: bool = False
-
-
-@dataclass
-class FakeTable:
-    columns: list[tuple[str, str, str]]  # name, type_name, type_text
-    rows: list[list[str | None]]
-    chunk_size: int = 1000
-
-
-@dataclass
-class FakeWorkspace:
-    host: str = ""
-    jobs: list[dict[str, Any]] = field(default_factory=list)
-    runs: dict[int, FakeRun] = field(default_factory=dict)
-    next_outcome: str = "success"
-    statements: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tables: dict[str, FakeTable] = field(default_factory=dict)
-    failing_statements: dict[str, str] = field(default_factory=dict)
-    stuck_statements: set[str] = field(default_factory=set)
-    broken_poll: int | None = None  # runs/get answers 500 from this poll on
-    requests: list[tuple[str, str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    base_ms: int = field(default_factory=lambda: int(time.time() * 1000) - 600_000)
-
-    def calls(self, method: str, path_prefix: str) -> list[Any]:
-        return [body for m, p, body in self.requests if m == method and p.startswith(path_prefix)]
-
-    # --- jobs ---------------------------------------------------------------------------------------------------
-
-    def add_job(self, job_id: int, name: str) -> None:
-        self.jobs.append({"job_id": job_id, "settings": {"name": name}, "created_time": self.base_ms})
-
-    def add_run(self, job_id: int, outcome: str) -> int:
-        run_id = 501 + len(self.runs)
-        self.runs[run_id] = FakeRun(run_id, job_id, outcome)
-        return run_id
-
-    def run_json(self, run: FakeRun, *, advance: bool) -> dict[str, Any]:
-        phases = _phases(run.outcome)
-        run_state, task_states = phases[min(run.polls, len(phases) - 1)]
-        if advance:
-            run.polls += 1
-        tasks = []
-        for i, (key, state) in enumerate(zip(TASKS, task_states, strict=True)):
-            task: dict[str, Any] = {"task_key": key, "run_id": run.run_id * 10 + i, "attempt_number": 0, "state": state}
-            if state["life_cycle_state"] != "PENDING":
-                task["start_time"] = self.base_ms + i * 60_000
-            if state["life_cycle_state"] == "TERMINATED":
-                task["end_time"] = self.base_ms + i * 60_000 + 45_000
-            tasks.append(task)
-        job_name = next(j["settings"]["name"] for j in self.jobs if j["job_id"] == run.job_id)
-        body = {
-            "job_id": run.job_id,
-            "run_id": run.run_id,
-            "run_name": job_name,
-            "run_page_url": f"{self.host}/?o=1#job/{run.job_id}/run/{run.run_id}",
-            "state": run_state,
-            "tasks": tasks,
-            "start_time": self.base_ms,
-        }
-        if run_state["life_cycle_state"] == "TERMINATED":
-            body["end_time"] = self.base_ms + 305_000
-        return body
-
-    # --- SQL ----------------------------------------------------------------------------------------------------
-
-    def statement_json(self, statement_id: str, *, advance: bool) -> dict[str, Any]:
-        info = self.statements[statement_id]
-        if advance:
-            info["polls"] += 1
-        if info["polls"] == 0:
-            return {"statement_id": statement_id, "status": {"state": "PENDING"}}
-        name = info["name"]
-        if info["polls"] == 1 or name in self.stuck_statements:
-            return {"statement_id": statement_id, "status": {"state": "RUNNING"}}
-        if name in self.failing_statements:
-            error = {"error_code": "BAD_REQUEST", "message": self.failing_statements[name]}
-            return {"statement_id": statement_id, "status": {"state": "FAILED", "error": error, "sql_state": "42P01"}}
-        table = self.tables[name]
-        chunks = self.chunks(table)
-        manifest = {
-            "format": "JSON_ARRAY",
-            "schema": {
-                "column_count": len(table.columns),
-                "columns": [
-                    {"name": n, "type_name": t, "type_text": text, "position": i}
-                    for i, (n, t, text) in enumerate(table.columns)
-                ],
-            },
-            "total_chunk_count": len(chunks),
-            "total_row_count": len(table.rows),
-            "chunks": [{"chunk_index": i, "row_count": len(c)} for i, c in enumerate(chunks)],
-            "truncated": False,
-        }
-        return {
-            "statement_id": statement_id,
-            "status": {"state": "SUCCEEDED"},
-            "manifest": manifest,
-            "result": self.chunk_json(statement_id, table, 0),
-        }
-
-    @staticmethod
-    def chunks(table: FakeTable) -> list[list[list[str | None]]]:
-        rows = table.rows
-        return [rows[i : i + table.chunk_size] for i in range(0, len(rows), table.chunk_size)] or [[]]
-
-    def chunk_json(self, statement_id: str, table: FakeTable, index: int) -> dict[str, Any]:
-        chunks = self.chunks(table)
-        offset = sum(len(c) for c in chunks[:index])
-        body: dict[str, Any] = {
-            "chunk_index": index,
-            "row_offset": offset,
-            "row_count": len(chunks[index]),
-            "data_array": chunks[index],
-        }
-        if index + 1 < len(chunks):
-            body["next_chunk_index"] = index + 1
-            body["next_chunk_internal_link"] = f"/api/2.0/sql/statements/{statement_id}/result/chunks/{index + 1}"
-        return body
-
-
-def _handler(fake: FakeWorkspace) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # silence the per-request log
-            pass
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def _send(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _dispatch(self, method: str) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            with fake.lock:
-                fake.requests.append((method, url.path, body if method == "POST" else query))
-                if url.path == "/.well-known/databricks-config":
-                    return self._send(200, {})
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    status = 403 if "forbidden" in (self.headers.get("Authorization") or "") else 401
-                    return self._send(status, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
-                try:
-                    status, reply = self._route(method, url.path, query, body or {})
-                except KeyError as exc:
-                    status, reply = 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"not found: {exc}"}
-                return self._send(status, reply)
-
-        def _route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
-            if (method, path) == ("GET", "/api/2.0/preview/scim/v2/Me"):
-                return 200, {"id": "42", "userName": USER_NAME, "displayName": "Jane Doe", "active": True}
-            if (method, path) == ("GET", "/api/2.2/jobs/list"):
-                name = query.get("name")
-                jobs = [j for j in fake.jobs if name is None or j["settings"]["name"].casefold() == name.casefold()]
-                return 200, {"jobs": jobs, "has_more": False} if jobs else {"has_more": False}
-            if (method, path) == ("GET", "/api/2.2/jobs/get"):
-                job = next((j for j in fake.jobs if j["job_id"] == int(query["job_id"])), None)
-                if job is None:
-                    return 400, {
-                        "error_code": "INVALID_PARAMETER_VALUE",
-                        "message": f"Job {query['job_id']} does not exist.",
-                    }
-                return 200, job
-            if (method, path) == ("POST", "/api/2.2/jobs/run-now"):
-                run_id = fake.add_run(body["job_id"], fake.next_outcome)
-                return 200, {"run_id": run_id, "number_in_job": run_id}
-            if (method, path) == ("GET", "/api/2.2/jobs/runs/get"):
-                run = fake.runs[int(query["run_id"])]
-                if fake.broken_poll is not None and run.polls >= fake.broken_poll:
-                    return 500, {"error_code": "INTERNAL_ERROR", "message": "Internal server error"}
-                return 200, fake.run_json(run, advance=True)
-            if (method, path) == ("GET", "/api/2.2/jobs/runs/list"):
-                runs = sorted(
-                    (r for r in fake.runs.values() if r.job_id == int(query["job_id"])), key=lambda r: -r.run_id
-                )
-                limit = int(query.get("limit", 20))
-                return 200, {"runs": [fake.run_json(r, advance=False) for r in runs[:limit]], "has_more": False}
-            if (method, path) == ("GET", "/api/2.2/jobs/runs/get-output"):
-                task_run_id = int(query["run_id"])
-                run = fake.runs[task_run_id // 10]
-                key = TASKS[task_run_id % 10]
-                error = TASK_ERROR if run.outcome == "fail" and key == "silver_orders" else None
-                output: dict[str, Any] = {"metadata": {"run_id": task_run_id, "task_key": key}}
-                if error:
-                    output |= {"error": error, "error_trace": "Traceback (most recent call last):\n  ...\n" + error}
-                return 200, output
-            if (method, path) == ("POST", "/api/2.2/jobs/runs/cancel"):
-                fake.runs[int(body["run_id"])].cancelled = True
-                return 200, {}
-            if (method, path) == ("POST", "/api/2.0/sql/statements"):
-                match = re.search(r"\bFROM\s+(\w+)", body["statement"], re.IGNORECASE)
-                statement_id = f"01ef-{len(fake.statements) + 1:04d}"
-                fake.statements[statement_id] = {"name": match.group(1) if match else "?", "polls": 0}
-                return 200, fake.statement_json(statement_id, advance=False)
-            cancel = re.fullmatch(r"/api/2\.0/sql/statements/([\w-]+)/cancel", path)
-            if method == "POST" and cancel:
-                fake.statements[cancel.group(1)]["cancelled"] = True
-                return 200, {}
-            chunk = re.fullmatch(r"/api/2\.0/sql/statements/([\w-]+)/result/chunks/(\d+)", path)
-            if method == "GET" and chunk:
-                statement_id, index = chunk.group(1), int(chunk.group(2))
-                table = fake.tables[fake.statements[statement_id]["name"]]
-                return 200, fake.chunk_json(statement_id, table, index)
-            statement = re.fullmatch(r"/api/2\.0/sql/statements/([\w-]+)", path)
-            if method == "GET" and statement:
-                return 200, fake.statement_json(statement.group(1), advance=True)
-            return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {method} {path}"}
-
-    return Handler
 
 
 @pytest.fixture
 def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeWorkspace]:
     """A fake workspace on 127.0.0.1 and the environment pointing the SDK at it (no ~/.databrickscfg)."""
-    fake = FakeWorkspace()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    fake.host = f"http://127.0.0.1:{server.server_address[1]}"
-    fake.add_job(11, DEV_JOB)
-    fake.add_job(33, "[dev bob] ecom_pipeline")
-    for key in [k for k in os.environ if k.startswith("DATABRICKS_")]:
-        monkeypatch.delenv(key)
-    config_file = tmp_path / "databrickscfg"
-    config_file.write_text("")
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config_file))
-    monkeypatch.setenv("DATABRICKS_HOST", fake.host)
-    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    try:
+    with serve(FakeWorkspace()) as fake:
+        fake.add_job(11, DEV_JOB)
+        fake.add_job(33, "[dev bob] ecom_pipeline")
+        for key in [k for k in os.environ if k.startswith("DATABRICKS_")]:
+            monkeypatch.delenv(key)
+        config_file = tmp_path / "databrickscfg"
+        config_file.write_text("")
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config_file))
+        monkeypatch.setenv("DATABRICKS_HOST", fake.host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def ecom(argv: list[str]) -> int:
@@ -379,7 +105,7 @@ def test_run_success_prints_progress_per_task_and_url(workspace: FakeWorkspace, 
     assert run_now["job_parameters"] == {"input_path": "s3://bucket/raw/", "catalog": "main"}
     assert run_now["idempotency_token"]
     assert workspace.calls("GET", "/api/2.2/jobs/list")[0]["name"] == DEV_JOB
-    assert len(workspace.calls("GET", "/api/2.2/jobs/runs/get")) == len(_phases("success"))
+    assert len(workspace.calls("GET", "/api/2.2/jobs/runs/get")) == len(phases("success"))
 
 
 def test_run_failure_prints_failing_task_error_and_url(workspace: FakeWorkspace, capsys: pytest.CaptureFixture) -> None:
