@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run report test test-fast lint format wheel bench clean
+.PHONY: help setup run report test test-fast lint format wheel bench clean databricks-cli
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[local,dev,bench]"
+	$(BIN)/pip install --quiet -e ".[local,upload,remote,charts,bench,dev]"
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package with local Spark + Delta and dev tools (.venv/bin/ecom)
@@ -24,8 +24,9 @@ run: $(STAMP) ## run the pipeline locally on the bundled sample into ./lakehouse
 report: $(STAMP) ## print the report from the existing ./lakehouse
 	$(BIN)/ecom report
 
-test: $(STAMP) ## run the whole test suite (unit, notebooks, end to end, real data when present)
+test: $(STAMP) ## the whole test suite (classic Spark), then the `connect` tests again on a Spark Connect session
 	$(BIN)/pytest
+	ECOM_SPARK_MODE=connect $(BIN)/pytest -m connect
 
 test-fast: $(STAMP) ## only the tests that need no Spark
 	$(BIN)/pytest tests/test_bundle.py tests/test_generate.py tests/test_extraction.py
@@ -40,6 +41,9 @@ format: $(STAMP) ## apply ruff fixes and formatting
 
 wheel: $(STAMP) ## build the wheel the Databricks bundle deploys (dist/)
 	$(BIN)/python -m build --wheel
+
+databricks-cli: ## build the pinned Databricks CLI into ~/.cache for tests/test_bundle_cli.py (needs Go)
+	@.ci/databricks-cli.sh
 
 bench: $(STAMP) ## benchmark the pipeline against DuckDB (bench/results/)
 	$(BIN)/python -m bench.run
