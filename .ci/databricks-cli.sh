@@ -7,7 +7,7 @@
 # and is reused while it reports the pinned version. It is built from the CLI's Go module source, fetched through
 # the Go module proxy (`go mod download`; `go install github.com/databricks/cli@...` does not work for this module),
 # with the build flags of the official release (version stamped in, symbols stripped). Needs Go (the CLI's go.mod
-# asks for Go 1.26; the first build takes a few minutes). tests/test_bundle_cli.py runs `bundle validate` and
+# asks for Go 1.26; the first build takes a few minutes). tests/integration/test_bundle_cli.py runs `bundle validate` and
 # `bundle plan` with it; databricks.yml's databricks_cli_version constraint must admit this version.
 set -euo pipefail
 

@@ -54,7 +54,7 @@ import duckdb
 import pyarrow as pa
 
 from ecom_lakehouse.fields import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS, REPORT_NAMES
-from ecom_lakehouse.render import render_json
+from ecom_lakehouse.tools.render import render_json
 
 __all__ = ["REPORT_NAMES", "ReferenceResult", "clean_name_sql", "discover_sources", "render_json", "run_reference"]
 

@@ -228,7 +228,7 @@ def ensure_dataset(size: int, work_dir: Path, *, seed: int, bad_orders: int) -> 
     Returns:
         Generation facts: seconds (of the run that generated it), reused, files, bytes and row counts.
     """
-    from ecom_lakehouse.generate import generate_dataset
+    from ecom_lakehouse.tools.generate import generate_dataset
 
     size_dir = work_dir / str(size)
     input_dir = size_dir / "input"

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 try:
-    from ecom_lakehouse.extraction.cli import main
+    from ecom_lakehouse.tools.extraction.cli import main
 except ModuleNotFoundError:  # running from a source checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from ecom_lakehouse.extraction.cli import main
+    from ecom_lakehouse.tools.extraction.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(prog="upload_raw.py"))

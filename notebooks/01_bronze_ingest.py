@@ -22,6 +22,6 @@ dbutils.library.restartPython()
 
 # COMMAND ----------
 
-from ecom_lakehouse.lifecycle import run_task
+from ecom_lakehouse.run.tasks import run_task
 
 display(run_task(spark, dbutils, "bronze"))

@@ -7,7 +7,8 @@
 -- MAGIC dashboards and BI tools (Power BI, Tableau through a SQL warehouse) query the same definition.
 -- MAGIC
 -- MAGIC This file is the single source of the report queries: the job runs it on Databricks and `ecom report` runs it
--- MAGIC cell by cell on local Spark. Parameters: `catalog`, `gold_schema`.
+-- MAGIC cell by cell on local Spark. Each result is named by its cell's title (`profit_by_year`, ...), which
+-- MAGIC `ecom report`, `ecom remote report` and the charts use. Parameters: `catalog`, `gold_schema`.
 
 -- COMMAND ----------
 
@@ -26,6 +27,7 @@ USE IDENTIFIER(:catalog || '.' || :gold_schema);
 
 -- COMMAND ----------
 
+-- DBTITLE 1,profit_by_year
 CREATE OR REPLACE VIEW profit_by_year
 COMMENT 'Total profit (USD, DECIMAL) per order year.'
 AS SELECT year, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
@@ -41,6 +43,7 @@ SELECT year, profit FROM profit_by_year ORDER BY year;
 
 -- COMMAND ----------
 
+-- DBTITLE 1,profit_by_year_category
 CREATE OR REPLACE VIEW profit_by_year_category
 COMMENT 'Total profit (USD, DECIMAL) per order year and product category.'
 AS SELECT year, category, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
@@ -56,6 +59,7 @@ SELECT year, category, profit FROM profit_by_year_category ORDER BY year, catego
 
 -- COMMAND ----------
 
+-- DBTITLE 1,profit_by_customer
 CREATE OR REPLACE VIEW profit_by_customer
 COMMENT 'Total profit (USD, DECIMAL) per customer, all years.'
 AS SELECT customer_id, customer_name, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
@@ -71,6 +75,7 @@ SELECT customer_id, customer_name, profit FROM profit_by_customer ORDER BY profi
 
 -- COMMAND ----------
 
+-- DBTITLE 1,profit_by_customer_year
 CREATE OR REPLACE VIEW profit_by_customer_year
 COMMENT 'Total profit (USD, DECIMAL) per customer and order year.'
 AS SELECT customer_id, customer_name, year, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit

@@ -1,6 +1,6 @@
 """Offline helpers for the Databricks Asset Bundle: load, merge and inspect it the way the CLI does, without the CLI.
 
-Used by tests/test_bundle.py and reusable elsewhere (e.g. to run the dashboard's SQL against a local gold layer):
+Used by tests/unit/test_bundle.py and reusable elsewhere (e.g. to run the dashboard's SQL against a local gold layer):
 
     from bundle_utils import dashboard_queries
     for name, sql in dashboard_queries(REPO / "src/dashboards/ecom_profit.lvdash.json").items():
@@ -14,8 +14,8 @@ are merged into one entry, as the CLI's MergeJobTasks / MergeJobClusters / Merge
 YAML anchors, aliases and ``<<`` merge keys (databricks.yml shares the classic job cluster and prod's settings
 between targets with them) are resolved by the YAML loader, in PyYAML as in the CLI's libs/dyn/yamlloader.
 
-tests/test_bundle_cli.py checks the same configuration with the real CLI; these helpers keep the offline checks
-fast and free of any binary.
+tests/integration/test_bundle_cli.py checks the same configuration with the real CLI; these helpers keep the offline
+checks fast and free of any binary.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ _SQL_GET_ARGUMENT = re.compile(r"\bgetArgument\(\s*[\"']([^\"']+)[\"']", re.I)
 NOTEBOOK_HEADERS = {".py": "# Databricks notebook source", ".sql": "-- Databricks notebook source"}
 CELL_SEPARATORS = {".py": "# COMMAND ----------", ".sql": "-- COMMAND ----------"}
 
-# The package's notebook entry point, which declares and reads the job's widgets itself (ecom_lakehouse.lifecycle).
+# The package's notebook entry point, which declares and reads the job's widgets itself (ecom_lakehouse.run.tasks).
 PACKAGE_DIR = REPO_ROOT / "src" / "ecom_lakehouse"
-RUN_TASK_MODULE = PACKAGE_DIR / "lifecycle.py"
+RUN_TASK_MODULE = PACKAGE_DIR / "run" / "tasks.py"
 _RUN_TASK_CALL = re.compile(r"^\s*(?:display\()?\s*run_task\(", re.M)
 
 # Keys the CLI uses to merge duplicate entries of a job's lists after target overrides.

@@ -1,4 +1,4 @@
-"""A fake Databricks workspace on loopback HTTP, shared by tests/test_remote.py and tests/test_bundle_cli.py.
+"""A fake Databricks workspace on loopback HTTP, shared by tests/integration/test_remote.py and test_bundle_cli.py.
 
 ``serve(FakeWorkspace())`` starts a small ``http.server`` on 127.0.0.1 (port 0) in a daemon thread; clients reach it
 with the standard configuration: ``DATABRICKS_HOST=<fake.host>``, ``DATABRICKS_TOKEN=TOKEN`` and an empty

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
-from ecom_lakehouse.sources import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
+from ecom_lakehouse.io.sources import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
 
 
 def order(row_id: object = 1, **overrides: object) -> dict[str, object]:

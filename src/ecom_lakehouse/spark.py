@@ -17,7 +17,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -56,7 +59,7 @@ def describe(spark: SparkSession) -> str:
     return f"{spark.version} ({CONNECT if is_connect(spark) else CLASSIC})"
 
 
-def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False) -> SparkSession:
+def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False, jvm_log: Path | None = None) -> SparkSession:
     """Return the Spark session to use.
 
     On Databricks this is the existing session. Locally it is a ``local[*]`` session with Delta Lake, no UI,
@@ -65,6 +68,8 @@ def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False) -> Spa
     Args:
         app_name: the application name shown in logs.
         with_s3: also load the s3a connector (hadoop-aws), for reading ``s3://`` inputs locally.
+        jvm_log: send everything the local JVM prints (Ivy's jar resolution, log4j's console output, start-up
+            warnings) to this file instead of the terminal.
 
     Returns:
         The session.
@@ -79,14 +84,41 @@ def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False) -> Spa
     extra = [HADOOP_AWS] if with_s3 else []
     port = _free_port() if mode == CONNECT else None
     os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # inherited from a parent process: this one starts classic
-    try:
-        classic = _local_builder(app_name, extra, via_ivy=True, connect_port=port).getOrCreate()
-    except Exception as exc:  # Ivy could not resolve the jars: fetch them with Maven instead.
-        log.warning("Ivy could not resolve Delta jars (%s); falling back to mvn into %s", exc, _JAR_CACHE)
-        classic = _local_builder(app_name, extra, via_ivy=False, connect_port=port).getOrCreate()
+    with _output_to(jvm_log):
+        try:
+            classic = _local_builder(app_name, extra, via_ivy=True, connect_port=port).getOrCreate()
+        except Exception as exc:  # Ivy could not resolve the jars: fetch them with Maven instead.
+            log.warning("Ivy could not resolve Delta jars (%s); falling back to mvn into %s", exc, _JAR_CACHE)
+            classic = _local_builder(app_name, extra, via_ivy=False, connect_port=port).getOrCreate()
     classic.sparkContext.setLogLevel("ERROR")
     _sessions[mode] = classic if port is None else _connect_client(port)
     return _sessions[mode]
+
+
+@contextmanager
+def _output_to(path: Path | None) -> Iterator[None]:
+    """Point this process's stdout and stderr at ``path`` while the body runs, so the JVM started in it inherits
+    the file for good; Python's own streams come back afterwards. A start-up that fails shows the file's tail."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(path, "ab") as target:
+            os.dup2(target.fileno(), 1)
+            os.dup2(target.fileno(), 2)
+            yield
+    except Exception as exc:
+        tail = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"local Spark did not start ({exc}); the end of {path}:\n" + "\n".join(tail)) from exc
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 def _connect_client(port: int) -> SparkSession:

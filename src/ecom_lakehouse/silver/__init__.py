@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.expectations import ERRORS, WARNINGS
+from ecom_lakehouse.quality.expectations import ERRORS, WARNINGS
 
 UNKNOWN = "Unknown"
 METADATA_COLUMNS = ("_source_file", "_source_row", "_ingested_at", "_run_id", "_source_sha256", "_corrupt_record")

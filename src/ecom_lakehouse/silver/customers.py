@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
+from ecom_lakehouse.quality.expectations import WARNINGS, filter_valid, with_quality_results
 from ecom_lakehouse.silver import trimmed, with_quarantine_record, with_raw_struct
 from ecom_lakehouse.silver.names import clean_customer_name
 from ecom_lakehouse.silver.phones import normalize_phone, phone_extension

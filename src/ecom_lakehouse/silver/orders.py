@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
+from ecom_lakehouse.quality.expectations import WARNINGS, filter_valid, with_quality_results
 from ecom_lakehouse.silver import UNKNOWN, trimmed, with_quarantine_record, with_raw_struct
 
 DATE_FORMAT = "d/M/yyyy"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.expectations import WARNINGS, filter_valid, with_quality_results
+from ecom_lakehouse.quality.expectations import WARNINGS, filter_valid, with_quality_results
 from ecom_lakehouse.silver import trimmed, with_quarantine_record, with_raw_struct
 
 UNIT_PRICE_TYPE = "decimal(20,8)"

@@ -1,0 +1,1 @@
+"""The edges: finding and reading the raw source files, writing and reading Delta tables."""

@@ -1,0 +1,1 @@
+"""Data quality: the declared rules (expectations), their counts, and the reconciliation of the layers."""

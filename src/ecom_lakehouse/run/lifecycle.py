@@ -1,0 +1,224 @@
+"""The run lifecycle, one for every way the pipeline runs: ``ecom run`` (all steps in one process) and the Databricks
+job (one step per task, each task a notebook, all tasks sharing the job's run id).
+
+A run starts with its first step (``bronze``): runs still ``running`` are recorded ``abandoned``, the run is recorded
+``running`` with its input, and bronze ingests what is new. What the run still has to do is decided there, once, and
+recorded (``plan``): nothing (``unchanged``: no new input and the previous run finished), or silver orders and gold,
+with the silver dimensions first when a dimension changed, on a full refresh, or when the previous run did not finish.
+Every step adds its rows per table and its seconds; a failing step records ``failed`` with the step and the error and
+re-raises; the last step (``gold``) reconciles the layers and records ``succeeded`` with the figures and rule counts.
+
+In one process the state stays in memory between steps (two ``pipeline_runs`` commits per run). Job tasks run in
+separate processes (serverless gives each task its own), so each task records the state it leaves (``running``
+with the rows so far) and the next task resumes from it: the table is the one channel between tasks that exists
+on every compute and locally alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ecom_lakehouse.errors import EcomError
+from ecom_lakehouse.io.tables import Lakehouse
+from ecom_lakehouse.quality.counts import rule_counts
+from ecom_lakehouse.quality.reconcile import reconcile
+from ecom_lakehouse.run import history, steps
+
+log = logging.getLogger(__name__)
+
+BRONZE, SILVER_DIMENSIONS, SILVER_ORDERS, GOLD = "bronze", "silver_dimensions", "silver_orders", "gold"
+STEPS = (BRONZE, SILVER_DIMENSIONS, SILVER_ORDERS, GOLD)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC timestamp plus a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class PipelineRun:
+    """One run's state: what it read, what it wrote, and what it still has to do.
+
+    Attributes:
+        lakehouse: where the tables live.
+        run_id: the run's id (the job run id on Databricks).
+        input_path: the folder or URI the run ingests from.
+        full_refresh: rebuild every table from the current input files.
+        status: the ``pipeline_runs`` status the run is in.
+        rows: rows written per table, in order.
+        seconds: wall seconds per step, in order.
+        changed: datasets whose bronze table this run changed.
+        plan: the steps after bronze this run runs; None until bronze decided (or when a step runs on its own).
+        previous_finished: the run before this one left complete tables (``succeeded`` or ``unchanged``).
+    """
+
+    lakehouse: Lakehouse
+    run_id: str
+    input_path: str | None = None
+    full_refresh: bool = False
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    status: str = history.RUNNING
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    plan: list[str] | None = None
+    previous_finished: bool = False
+    outcome: dict[str, object] = field(default_factory=dict)  # reconciliation figures and rule counts, after gold
+    _written: list[tuple[str, int, float]] = field(default_factory=list)
+
+    @contextmanager
+    def table_step(self, table: str) -> Iterator[list[int]]:
+        """Time the write of one table; the body appends the rows it wrote to the yielded list."""
+        log.debug("%s: writing", table, extra={"ecom_status": f"writing {table}"})
+        started = time.perf_counter()
+        written: list[int] = []
+        yield written
+        seconds = time.perf_counter() - started
+        self.rows[table] = sum(written)  # once per run: a retried step replaces, never adds
+        self._written.append((table, sum(written), seconds))
+        log.info("%s: %s rows in %.1f s", table, f"{sum(written):,}", seconds)
+
+    def state(self, status: str, **extra: object) -> dict[str, object]:
+        """The run as a ``pipeline_runs`` record."""
+        ended = None if status == history.RUNNING else datetime.now(UTC)
+        return {"run_id": self.run_id, "started_at": self.started_at, "ended_at": ended, "status": status,
+                "input_path": self.input_path, "full_refresh": self.full_refresh, "rows": dict(self.rows),
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}, "changed": sorted(self.changed),
+                "plan": self.plan, **extra}  # fmt: skip
+
+    def record(self, status: str, **extra: object) -> None:
+        """Append the run's state with ``status`` to ``pipeline_runs``."""
+        self.status = status
+        history.record_run(self.lakehouse, self.state(status, **extra))
+
+    def summary(self, spark: SparkSession) -> DataFrame:
+        """The tables written in this process (table, rows, seconds), for a notebook's final display."""
+        return spark.createDataFrame(
+            [(t, r, round(s, 1)) for t, r, s in self._written], "table string, rows long, seconds double"
+        )
+
+
+def start_run(
+    lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *, full_refresh: bool = False
+) -> PipelineRun:
+    """Begin a run: earlier runs left ``running`` become ``abandoned``, then this one is recorded ``running``.
+
+    Starting again under the same id (a retried first task) continues that run.
+    """
+    run = PipelineRun(lakehouse, run_id or new_run_id(), input_path, full_refresh)
+    log.info("run %s: input %s%s", run.run_id, input_path, " (full refresh)" if full_refresh else "")
+    lakehouse.ensure_schemas()
+    history.mark_abandoned_runs(lakehouse, run.run_id)
+    previous = history.latest_run(lakehouse, other_than=run.run_id)
+    run.previous_finished = previous is not None and previous["status"] in history.FINISHED
+    run.record(history.RUNNING)
+    return run
+
+
+def resume_run(lakehouse: Lakehouse, run_id: str) -> PipelineRun:
+    """The run ``run_id`` as its last record left it (the next job task picks it up there).
+
+    Raises:
+        EcomError: no run with this id was recorded (its first task never ran).
+    """
+    state = history.latest_run(lakehouse, run_id) if run_id else None
+    if state is None:
+        raise EcomError(
+            f"no pipeline run {run_id!r} recorded in {lakehouse.config.table('silver', 'runs')}: the bronze step "
+            "starts a run; run it first with the same run_id"
+        )
+    return PipelineRun(
+        lakehouse, run_id, state.get("input_path"), bool(state.get("full_refresh")), state["started_at"],
+        state["status"], dict(state.get("rows") or {}), dict(state.get("seconds") or {}),
+        set(state.get("changed") or ()), state.get("plan"),
+    )  # fmt: skip
+
+
+def _plan_after_bronze(run: PipelineRun) -> list[str]:
+    lakehouse = run.lakehouse
+    if not run.changed and run.previous_finished and lakehouse.exists("gold", "profit"):
+        return []
+    rebuild_dimensions = (
+        run.full_refresh
+        or not run.previous_finished
+        or bool(run.changed & set(steps.DIMENSIONS))
+        or not lakehouse.exists("silver", "customers")
+    )
+    return [*([SILVER_DIMENSIONS] if rebuild_dimensions else []), SILVER_ORDERS, GOLD]
+
+
+def _bronze(run: PipelineRun) -> None:
+    if not run.input_path:
+        raise EcomError("input_path is empty: pass the folder or URI holding the raw orders, customers and products")
+    steps.ingest_bronze(run.lakehouse, run.input_path, run)
+    run.plan = _plan_after_bronze(run)
+    if not run.plan:
+        log.info("nothing new since the previous run: silver and gold unchanged")
+
+
+def _gold(run: PipelineRun) -> dict[str, object]:
+    steps.build_gold(run.lakehouse, run)
+    figures = reconcile(run.lakehouse)
+    return {"reconciliation": {k: str(v) for k, v in figures.items()}, "rule_counts": rule_counts(run.lakehouse)}
+
+
+_STEP_BODIES: dict[str, Callable[[PipelineRun], dict[str, object] | None]] = {
+    BRONZE: _bronze,
+    SILVER_DIMENSIONS: lambda run: steps.build_silver_dimensions(run.lakehouse, run),
+    SILVER_ORDERS: lambda run: steps.build_silver_orders(run.lakehouse, run),
+    GOLD: _gold,
+}
+
+
+def run_step(run: PipelineRun, step: str, *, record_progress: bool) -> None:
+    """Run one step of ``run`` unless the run's plan leaves it out, and record the outcome.
+
+    A failure records ``failed`` naming the step, then re-raises. After ``gold`` the run is ``succeeded``; after a
+    bronze step that found nothing new it is ``unchanged``. ``record_progress`` also records the state after every
+    other step (a job task hands the run on to the next task that way).
+
+    Raises:
+        ValueError: ``step`` is not one of :data:`STEPS`.
+    """
+    if step not in _STEP_BODIES:
+        raise ValueError(f"unknown step {step!r}: expected one of {', '.join(STEPS)}")
+    if run.status in history.FINISHED:
+        log.info("run %s is %s: %s has nothing to do", run.run_id, run.status, step)
+        return
+    if step != BRONZE and run.plan is not None and step not in run.plan:
+        log.info("run %s: %s is not needed in this run (plan: %s)", run.run_id, step, ", ".join(run.plan))
+        return
+    run.status = history.RUNNING
+    started = time.perf_counter()
+    try:
+        outcome = _STEP_BODIES[step](run) or {}
+    except BaseException as exc:
+        run.seconds[step] = time.perf_counter() - started
+        run.record(history.FAILED, step=step, error=f"{exc.__class__.__name__}: {exc}"[:2000])
+        raise
+    run.seconds[step] = time.perf_counter() - started
+    if step == GOLD:
+        run.outcome = outcome
+        run.record(history.SUCCEEDED, step=step, **outcome)
+    elif step == BRONZE and run.plan == []:
+        run.record(history.UNCHANGED, step=step)
+    elif record_progress:
+        run.record(history.RUNNING, step=step)
+
+
+def run_pipeline(
+    lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *, full_refresh: bool = False
+) -> PipelineRun:
+    """Every step in order in this process (``ecom run``): bronze, then what bronze planned."""
+    run = start_run(lakehouse, input_path, run_id, full_refresh=full_refresh)
+    for step in STEPS:
+        run_step(run, step, record_progress=False)
+    return run

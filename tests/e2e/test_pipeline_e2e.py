@@ -1,0 +1,167 @@
+"""End to end on the committed sample: the job's notebooks in job order, ``ecom run`` and ``ecom report`` as
+separate processes, and the dashboard's queries, all compared with an independent pandas computation."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from ecom_lakehouse.config import load_config
+from ecom_lakehouse.io.tables import Lakehouse
+from ecom_lakehouse.tools.notebook import run_notebook
+from ecom_lakehouse.tools.report import REPORT_NAMES, create_report_views, run_report
+from tests.bundle_utils import dashboard_queries
+from tests.conftest import REPO_ROOT, SAMPLE_DIR
+
+NOTEBOOKS = ["01_bronze_ingest.py", "02_silver_dimensions.py", "03_silver_orders.py", "04_gold_aggregates.py",
+             "05_profit_report.sql"]  # fmt: skip
+NOTEBOOK_SCHEMAS = {"bronze_schema": "nb_bronze", "silver_schema": "nb_silver", "gold_schema": "nb_gold"}
+
+pytestmark = pytest.mark.connect
+
+
+def _cli(*args: str, cwd: Path, quiet: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ecom_lakehouse.tools.cli", *(["-q"] if quiet else []), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _decimal(value: object) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory) -> dict[str, object]:
+    """`ecom run` on the sample, then `ecom report --format json` in a new process."""
+    workdir = tmp_path_factory.mktemp("cli")
+    run = _cli("run", "--lakehouse", "lh", cwd=workdir, quiet=False)
+    assert run.returncode == 0, run.stderr
+    before = _files(workdir / "lh")
+    report = _cli("report", "--lakehouse", "lh", "--format", "json", cwd=workdir)
+    assert report.returncode == 0, report.stderr
+    read_only = [
+        _cli("report", "--lakehouse", "lh", "--all", cwd=workdir),
+        _cli("sql", "SELECT count(*) AS n FROM profit_by_customer", "--lakehouse", "lh",
+             cwd=workdir),
+        _cli("quality", "--lakehouse", "lh", cwd=workdir),
+    ]  # fmt: skip
+    assert all(r.returncode == 0 for r in read_only), [r.stderr for r in read_only]
+    return {"dir": workdir, "run_stdout": run.stdout, "run_stderr": run.stderr, "report": json.loads(report.stdout),
+            "files_before": before, "files_after": _files(workdir / "lh"), "read_only": read_only}  # fmt: skip
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the lakehouse (but the JVM's log) with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file() and "_logs" not in p.parts}  # fmt: skip
+
+
+def test_the_terminal_shows_progress_a_summary_and_a_compact_report(cli_run, expected_report):
+    err = cli_run["run_stderr"].splitlines()
+    first_progress = next(i for i, line in enumerate(err) if re.search(r": [\d,]+ rows in [\d.]+ s$", line))
+    assert first_progress <= 5, err[:first_progress]
+    assert not [line for line in err if re.search(r"ivy|log4j|WARN |NativeCodeLoader", line, re.I)]
+    assert any(line.endswith("  reconciliation ok: order lines 3000 = 2994 in silver + 6 quarantined + 0 superseded; "
+                             "profit 103795.50 in silver = gold") for line in err)  # fmt: skip
+    out = cli_run["run_stdout"].splitlines()
+    assert len(out) <= 80
+    assert "== profit_by_customer (238 rows)" in out and "== profit_by_customer_year (760 rows)" in out
+    assert sum(line.startswith("... ") and "more rows" in line for line in out) == 2
+    full = cli_run["read_only"][0].stdout  # --all: every row
+    sections = {part.split(" ", 1)[0]: part.split("\n")[3:] for part in full.split("== ")[1:]}
+    assert [len([row for row in rows if row]) for rows in sections.values()] == [4, 16, 238, 760]
+
+
+def test_read_only_commands_write_nothing(cli_run):
+    assert cli_run["files_after"] == cli_run["files_before"]
+    assert "n\n" in cli_run["read_only"][1].stdout and "238" in cli_run["read_only"][1].stdout
+    assert "succeeded" in cli_run["read_only"][2].stdout
+
+
+def test_ecom_run_then_report_in_a_new_process(cli_run, expected_report):
+    report = cli_run["report"]
+    assert list(report) == list(REPORT_NAMES)
+    assert {r["year"]: _decimal(r["profit"]) for r in report["profit_by_year"]} == expected_report["by_year"]
+    assert {(r["year"], r["category"]): _decimal(r["profit"]) for r in report["profit_by_year_category"]} == (
+        expected_report["by_year_category"]
+    )
+    by_customer = {r["customer_id"]: _decimal(r["profit"]) for r in report["profit_by_customer"]}
+    assert len(by_customer) == len(report["profit_by_customer"])  # one row per customer id
+    assert by_customer == expected_report["by_customer"]
+    assert {(r["customer_id"], r["year"]): _decimal(r["profit"]) for r in report["profit_by_customer_year"]} == (
+        expected_report["by_customer_year"]
+    )
+    assert set(report["profit_by_customer"][0]) == {"customer_id", "customer_name", "profit"}
+    assert "== profit_by_year" in cli_run["run_stdout"]
+
+
+def test_quarantine_holds_exactly_the_bad_sample_lines(spark, cli_run, expected_report):
+    lakehouse = Lakehouse.open(spark, load_config(), cli_run["dir"] / "lh")
+    quarantine = lakehouse.read("silver", "quarantine").where("dataset = 'orders'").collect()
+    assert len(quarantine) == expected_report["quarantined"] == 6
+    assert all(r.reasons and r.record and r.source_file.endswith("orders_export.json") for r in quarantine)
+    assert lakehouse.read("silver", "orders").count() == expected_report["lines"]
+
+
+def test_job_notebooks_in_job_order_produce_the_same_gold_as_ecom_run(spark, cli_run):
+    root = cli_run["dir"] / "lh"
+    params = {"catalog": "spark_catalog", "input_path": str(SAMPLE_DIR), "run_id": "4242", **NOTEBOOK_SCHEMAS}
+    spark.conf.set("ecom.lakehouse.root", str(root))
+    results = {}
+    for name in NOTEBOOKS:
+        results[name] = run_notebook(spark, REPO_ROOT / "notebooks" / name, params).results
+    config = load_config()
+    notebook_config = config.with_overrides(**NOTEBOOK_SCHEMAS)
+    lakehouse = Lakehouse.open(spark, config, root)
+    notebook_gold = spark.table(notebook_config.table("gold", "profit"))
+    assert_df_equality(notebook_gold, lakehouse.read("gold", "profit"), ignore_row_order=True, ignore_nullable=True)
+    # each Python notebook ends by displaying what it wrote; the SQL notebook returns the four report queries
+    assert all(results[name][-1].df.count() > 0 for name in NOTEBOOKS[:4])
+    assert len(results["05_profit_report.sql"]) == 4
+    assert run_report(spark, notebook_config) == run_report(spark, config)
+
+
+def test_dashboard_queries_run_against_gold(spark, cli_run):
+    config = load_config()
+    Lakehouse.open(spark, config, cli_run["dir"] / "lh")
+    create_report_views(spark, config)
+    spark.sql(f"USE {config.schema('gold')}")
+    queries = dashboard_queries(REPO_ROOT / "src" / "dashboards" / "ecom_profit.lvdash.json")
+    assert queries
+    for name, sql in queries.items():
+        assert spark.sql(sql).count() > 0, name
+
+
+def test_report_on_a_missing_lakehouse_is_one_clear_error(tmp_path):
+    result = _cli("report", "--lakehouse", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("ecom: error: ") and "nowhere" in result.stderr
+
+
+def test_run_on_an_input_without_sources_is_one_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = _cli("run", "--input", "empty", "--lakehouse", "lh", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no source file for orders, customers, products" in result.stderr.strip().splitlines()[-1]
+
+
+def test_gold_table_and_columns_carry_comments(spark, cli_run):
+    config = load_config()
+    Lakehouse.open(spark, config, cli_run["dir"] / "lh")
+    table = config.table("gold", "profit")
+    details = {r.col_name: r.data_type for r in spark.sql(f"DESCRIBE TABLE EXTENDED {table}").collect()}
+    assert details["Comment"].startswith("Profit (USD) by order year")
+    comments = {r.col_name: r.comment for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
+    assert comments["profit"].startswith("Sum of the order lines' profit")
+    assert all(comments[c] for c in ("year", "category", "sub_category", "customer_id", "customer_name"))
