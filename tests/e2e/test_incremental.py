@@ -128,7 +128,7 @@ def _wait_for(process, text, timeout=300):
 
 def test_a_run_killed_between_layers_is_completed_by_the_next_run(spark, tmp_path, expected_report):
     killed = _ecom("run", "--lakehouse", "lh", cwd=tmp_path)
-    _wait_for(killed, "ecom_silver.quarantine[products]: ")  # the dimensions are written; orders come next
+    _wait_for(killed, "ecom_silver.quarantine[customers, products]: ")  # the dimensions are written; orders come next
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     assert killed.returncode == -signal.SIGKILL

@@ -7,6 +7,7 @@ the tables it finds there, so ``ecom run`` in one process and ``ecom report`` in
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from ecom_lakehouse.config import PipelineConfig
 from ecom_lakehouse.spark import on_databricks
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 LAKEHOUSE_ROOT_CONF = "ecom.lakehouse.root"
 # Tables this process registered in the local catalog, with their location: a new process has an empty catalog.
 _REGISTERED: dict[str, str] = {}
+# Schemas this process created or found, with their location (None for managed).
+_SCHEMAS: dict[str, Path | None] = {}
 
 
 @contextmanager
@@ -64,16 +67,15 @@ class Lakehouse:
     def open(cls, spark: SparkSession, config: PipelineConfig, root: str | Path | None = None) -> Lakehouse:
         """The lakehouse of this session: local at ``root`` (or the session's ``ecom.lakehouse.root``), else managed.
 
-        Locally the root is remembered in the session's conf and existing tables are registered.
+        Locally the root is remembered in the session's conf; each table is registered in this process's catalog
+        the first time it is used.
         """
         if root is None and not on_databricks():  # Databricks: managed tables, and no custom conf to read
             root = spark.conf.get(LAKEHOUSE_ROOT_CONF, None) or None
         if root is not None:
             root = Path(root).resolve()
             spark.conf.set(LAKEHOUSE_ROOT_CONF, str(root))
-        lakehouse = cls(spark, config, root)
-        lakehouse.register_existing()
-        return lakehouse
+        return cls(spark, config, root)
 
     def location(self, layer: str, name: str) -> str | None:
         """The table's storage path locally, None for a managed table."""
@@ -82,35 +84,43 @@ class Lakehouse:
         return str(self.root / self.config.schemas[layer] / self.config.tables[layer][name])
 
     def ensure_schemas(self) -> None:
-        """Create the bronze, silver and gold schemas if missing."""
+        """Create the bronze, silver and gold schemas if missing (once per process and schema)."""
         for layer in ("bronze", "silver", "gold"):
-            ddl = f"CREATE SCHEMA IF NOT EXISTS {self.config.schema(layer)}"
-            if self.root is not None:
-                ddl += f" LOCATION '{self.root / self.config.schemas[layer]}'"
+            schema = self.config.schema(layer)
+            location = self.root / self.config.schemas[layer] if self.root is not None else None
+            if _SCHEMAS.get(schema, False) == location:
+                continue
+            ddl = f"CREATE SCHEMA IF NOT EXISTS {schema}" + (f" LOCATION '{location}'" if location else "")
             self.spark.sql(ddl)
+            _SCHEMAS[schema] = location
 
     def register_existing(self) -> list[str]:
-        """Locally, register the tables found under the lakehouse directory that this process has not registered at
-        that location yet; return their names."""
-        if self.root is None:
-            return []
+        """Locally, register every table found under the lakehouse directory that this process has not registered at
+        that location yet; return their names. (Tables are also registered on first use.)"""
+        tables = self.config.all_tables()
+        return [self.config.table(layer, name) for layer, name in tables if self._register(layer, name)]
+
+    def _register(self, layer: str, name: str) -> bool:
+        """Locally, make the table's name point at its files when they exist; True when it registered it now."""
+        location = self.location(layer, name)
+        if location is None or not (Path(location) / "_delta_log").is_dir():
+            return False
+        table = self.config.table(layer, name)
+        if _REGISTERED.get(table) == location and self.spark.catalog.tableExists(table):
+            return False
         self.ensure_schemas()
-        registered = []
-        for layer, name in self.config.all_tables():
-            location = self.location(layer, name)
-            if location and (Path(location) / "_delta_log").is_dir():
-                table = self.config.table(layer, name)
-                if self.spark.catalog.tableExists(table):
-                    if _REGISTERED.get(table) == location:
-                        continue
-                    self.spark.sql(f"DROP TABLE {table}")  # registered elsewhere; external: drops the name only
-                self.spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
-                _REGISTERED[table] = location
-                registered.append(table)
-        return registered
+        if self.spark.catalog.tableExists(table):
+            self.spark.sql(f"DROP TABLE {table}")  # registered elsewhere; external: drops the name only
+        self.spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+        _REGISTERED[table] = location
+        return True
 
     def exists(self, layer: str, name: str) -> bool:
-        """True when the table exists in the catalog."""
+        """True when the table exists (locally: its files do; it is then registered in this process)."""
+        if self.root is not None:
+            self._register(layer, name)
+            location = self.location(layer, name)
+            return location is not None and (Path(location) / "_delta_log").is_dir()
         return self.spark.catalog.tableExists(self.config.table(layer, name))
 
     def overwrite(self, df: DataFrame, layer: str, name: str, replace_where: str | None = None) -> int:
@@ -127,6 +137,8 @@ class Lakehouse:
             Rows written, read from the Delta commit's metrics (no second pass over the data).
         """
         table = self.config.table(layer, name)
+        self.ensure_schemas()
+        self._register(layer, name)
         writer = df.write.format("delta").mode("overwrite")
         if replace_where and self.exists(layer, name):
             writer = writer.option("replaceWhere", replace_where)
@@ -137,15 +149,20 @@ class Lakehouse:
             writer = writer.option("path", location)
             _REGISTERED[table] = location
         writer.saveAsTable(table)
-        return self.rows_written(table)
+        return self.rows_written(layer, name)
 
-    def append(self, df: DataFrame, layer: str, name: str) -> int:
-        """Append rows (new columns allowed: schema drift), creating the table if needed; returns rows written."""
+    def append(self, df: DataFrame, layer: str, name: str, *, count: bool = True) -> int:
+        """Append rows (new columns allowed: schema drift), creating the table if needed.
+
+        Returns:
+            Rows written, from the commit's metrics; 0 without ``count`` (no metrics read).
+        """
         if not self.exists(layer, name):
+            self.ensure_schemas()
             return self.overwrite(df, layer, name)
         table = self.config.table(layer, name)
         df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(table)
-        return self.rows_written(table)
+        return self.rows_written(layer, name) if count else 0
 
     def merge(self, df: DataFrame, layer: str, name: str, key: str, row_hash: str) -> dict[str, int]:
         """Make the table equal to ``df`` by a MERGE on ``key`` that touches only what changed.
@@ -176,20 +193,37 @@ class Lakehouse:
         """The table's current Delta version, None when it does not exist."""
         if not self.exists(layer, name):
             return None
-        return int(self._last_commit(self.config.table(layer, name))["version"])
+        return int(self._last_commit(layer, name)["version"])
 
     def comment(self, layer: str, name: str, text: str) -> None:
-        """Set the table's comment (shown in Unity Catalog and ``DESCRIBE TABLE EXTENDED``)."""
+        """Set the table's comment (shown in Unity Catalog and ``DESCRIBE TABLE EXTENDED``), unless it has it: an
+        overwrite keeps the comment, so only the first write of the table pays a commit for it."""
+        table = self.config.table(layer, name)
+        if self.spark.sql(f"DESCRIBE DETAIL {table}").first()["description"] == text:
+            return
         escaped = text.replace("\\", "\\\\").replace("'", "\\'")
-        self.spark.sql(f"COMMENT ON TABLE {self.config.table(layer, name)} IS '{escaped}'")
+        self.spark.sql(f"COMMENT ON TABLE {table} IS '{escaped}'")
 
-    def rows_written(self, table: str) -> int:
-        """Output rows of the table's latest write, from Delta history."""
-        return int(self._last_commit(table)["operationMetrics"].get("numOutputRows", 0))
+    def rows_written(self, layer: str, name: str) -> int:
+        """Output rows of the table's latest write, from the commit's metrics (no pass over the data)."""
+        return int(self._last_commit(layer, name)["operationMetrics"].get("numOutputRows", 0))
 
-    def _last_commit(self, table: str) -> Row:
-        return self.spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()
+    def _last_commit(self, layer: str, name: str) -> dict:
+        """The newest commit's version and metrics: read from the local commit file (no Spark job), or through
+        ``DESCRIBE HISTORY`` for a managed table."""
+        location = self.location(layer, name)
+        if location is None:
+            return self.spark.sql(f"DESCRIBE HISTORY {self.config.table(layer, name)} LIMIT 1").first().asDict()
+        newest = max((Path(location) / "_delta_log").glob("*.json"), key=lambda p: int(p.stem))
+        with newest.open(encoding="utf-8") as log_file:
+            for line in log_file:
+                action = json.loads(line)
+                if "commitInfo" in action:
+                    info = action["commitInfo"]
+                    return {"version": int(newest.stem), "operationMetrics": info.get("operationMetrics") or {}}
+        raise RuntimeError(f"{newest}: a Delta commit without commitInfo")
 
     def read(self, layer: str, name: str) -> DataFrame:
         """The table as a DataFrame."""
+        self._register(layer, name)
         return self.spark.table(self.config.table(layer, name))

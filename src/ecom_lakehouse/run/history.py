@@ -71,7 +71,7 @@ def record_runs(lakehouse: Lakehouse, states: list[dict[str, object]]) -> None:
     """Append several run states in one Delta commit."""
     now = datetime.now(UTC)
     rows = [tuple({**state, "recorded_at": now}.get(c) for c in _COLUMNS) for state in states]
-    lakehouse.append(lakehouse.spark.createDataFrame(rows, RUNS_SCHEMA), "silver", "runs")
+    lakehouse.append(lakehouse.spark.createDataFrame(rows, RUNS_SCHEMA), "silver", "runs", count=False)
 
 
 def mark_abandoned_runs(lakehouse: Lakehouse, current_run_id: str) -> int:

@@ -110,37 +110,39 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: PipelineRun) -> se
     return set(run.changed)
 
 
-def _write_with_quarantine(
-    lakehouse: Lakehouse,
-    run: PipelineRun,
-    dataset: str,
-    checked_df: DataFrame,
-    build: Callable[[DataFrame], DataFrame],
-    merge_key: str | None = None,
+def _write_silver(
+    lakehouse: Lakehouse, run: PipelineRun, dataset: str, silver_df: DataFrame, merge_key: str | None
 ) -> None:
-    with cached(checked_df) as checked_df:
-        with run.table_step(lakehouse.config.table("silver", dataset)) as rows:
-            silver_df = build(checked_df)
-            if merge_key and not run.full_refresh:
-                changes = lakehouse.merge(silver_df, "silver", dataset, merge_key, "_row_hash")
-                log.debug("%s: merge %s", lakehouse.config.table("silver", dataset), changes)
-                rows.append(sum(changes.values()))
-            else:
-                rows.append(lakehouse.overwrite(silver_df, "silver", dataset))
-        with run.table_step(f"{lakehouse.config.table('silver', 'quarantine')}[{dataset}]") as rows:
-            quarantined = checked_df.transform(filter_quarantined).transform(to_quarantine(dataset))
-            only_this = f"dataset = '{dataset}'"
-            rows.append(lakehouse.overwrite(quarantined, "silver", "quarantine", replace_where=only_this))
+    with run.table_step(lakehouse.config.table("silver", dataset)) as rows:
+        if merge_key and not run.full_refresh:
+            changes = lakehouse.merge(silver_df, "silver", dataset, merge_key, "_row_hash")
+            log.debug("%s: merge %s", lakehouse.config.table("silver", dataset), changes)
+            rows.append(sum(changes.values()))
+        else:
+            rows.append(lakehouse.overwrite(silver_df, "silver", dataset))
+
+
+def _write_quarantine(lakehouse: Lakehouse, run: PipelineRun, checked: dict[str, DataFrame]) -> None:
+    """One commit for the quarantined records of the datasets a step checked (their earlier records replaced)."""
+    datasets = ", ".join(checked)
+    with run.table_step(f"{lakehouse.config.table('silver', 'quarantine')}[{datasets}]") as rows:
+        frames = [df.transform(filter_quarantined).transform(to_quarantine(d)) for d in checked for df in [checked[d]]]
+        quarantined = frames[0]
+        for frame in frames[1:]:
+            quarantined = quarantined.unionByName(frame)
+        only_these = "dataset IN (" + ", ".join(f"'{d}'" for d in checked) + ")"
+        rows.append(lakehouse.overwrite(quarantined, "silver", "quarantine", replace_where=only_these))
 
 
 def build_silver_dimensions(lakehouse: Lakehouse, run: PipelineRun) -> None:
     """Bronze customers and products -> silver customers and products (+ their quarantined records)."""
-    _write_with_quarantine(
-        lakehouse, run, "customers", checked_customers(lakehouse.read("bronze", "customers")), build_customers
-    )
-    _write_with_quarantine(
-        lakehouse, run, "products", checked_products(lakehouse.read("bronze", "products")), build_products
-    )
+    with (
+        cached(checked_customers(lakehouse.read("bronze", "customers"))) as customers,
+        cached(checked_products(lakehouse.read("bronze", "products"))) as products,
+    ):
+        _write_silver(lakehouse, run, "customers", build_customers(customers), None)
+        _write_silver(lakehouse, run, "products", build_products(products), None)
+        _write_quarantine(lakehouse, run, {"customers": customers, "products": products})
 
 
 def build_silver_orders(lakehouse: Lakehouse, run: PipelineRun) -> None:
@@ -148,7 +150,9 @@ def build_silver_orders(lakehouse: Lakehouse, run: PipelineRun) -> None:
     checked = checked_orders(
         lakehouse.read("bronze", "orders"), lakehouse.read("silver", "customers"), lakehouse.read("silver", "products")
     )
-    _write_with_quarantine(lakehouse, run, "orders", checked, build_orders_enriched, merge_key="row_id")
+    with cached(checked) as checked:
+        _write_silver(lakehouse, run, "orders", build_orders_enriched(checked), "row_id")
+        _write_quarantine(lakehouse, run, {"orders": checked})
 
 
 def build_gold(lakehouse: Lakehouse, run: PipelineRun) -> None:
