@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -131,22 +132,24 @@ def test_products_collapse_duplicates_deterministically_and_flag_conflicts(spark
     }
 
 
-def _dimensions(spark, tmp_path):
-    (tmp_path / "dims").mkdir()
-    customers = build_customers(checked_customers(bronze_customers(spark, tmp_path / "dims", [
+@pytest.fixture(scope="module")
+def dimensions(spark, tmp_path_factory):
+    """Silver customers and products for the order tests, built once (cached) for the module."""
+    folder = tmp_path_factory.mktemp("dims")
+    customers = build_customers(checked_customers(bronze_customers(spark, folder, [
         customer("AA-10001", "Aaron Able"), customer("BB-2", "Bea Bold"),
     ])))  # fmt: skip
-    products = build_products(checked_products(bronze_products(spark, tmp_path / "dims", [
+    products = build_products(checked_products(bronze_products(spark, folder, [
         product("FUR-CH-10000001", "Chair", "50"),
         product("FUR-CH-10000001", "Other chair", "60"),  # a duplicate must not multiply the order line
     ])))  # fmt: skip
-    return customers, products
+    return customers.cache(), products.cache()
 
 
-def test_orders_enriched_keeps_every_line_once_and_labels_unknowns(spark, tmp_path):
-    customers, products = _dimensions(spark, tmp_path)
+def test_orders_enriched_keeps_every_line_once_and_labels_unknowns(spark, tmp_path, dimensions):
+    customers, products = dimensions
     lines = [
-        order(1, profit=63.685, price=100.0, quantity=2),
+        order(1, profit=63.685, price=300.0, quantity=2),
         order(2, customer_id="ZZ-404"),
         order(3, product_id="OFF-XX-404"),
         order(4, profit=0),
@@ -156,7 +159,7 @@ def test_orders_enriched_keeps_every_line_once_and_labels_unknowns(spark, tmp_pa
     assert sorted(silver) == [1, 2, 3, 4]
     first = silver[1]
     assert (first.order_date, first.ship_date, first.year) == (date(2016, 8, 21), date(2016, 8, 25), 2016)
-    assert first.profit == Decimal("63.69") and first.sales == Decimal("100.00") and first.discount == Decimal("0")
+    assert first.profit == Decimal("63.69") and first.sales == Decimal("300.00") and first.discount == Decimal("0")
     assert (first.customer_name, first.country, first.category, first.sub_category) == (
         "Aaron Able", "United States", "Furniture", "Chairs",
     )  # fmt: skip
@@ -165,7 +168,7 @@ def test_orders_enriched_keeps_every_line_once_and_labels_unknowns(spark, tmp_pa
     assert silver[2].quality_flags == ["customer_unknown"]
     assert (silver[3].category, silver[3].sub_category, silver[3].is_product_known) == ("Unknown", "Unknown", False)
     assert "product_unknown" in silver[3].quality_flags
-    assert "profit_zero" in silver[4].quality_flags
+    assert "profit_zero_implausible" in silver[4].quality_flags  # a chair sold at no discount makes a profit
 
 
 QUARANTINE_CASES = [
@@ -184,19 +187,32 @@ QUARANTINE_CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def quarantined_cases(spark, tmp_path_factory, dimensions):
+    """Every case of QUARANTINE_CASES in one file beside a good line (distinct Row IDs: the cases cannot interact),
+    checked once: the valid row ids and the quarantine records by their raw Row ID."""
+    customers, products = dimensions
+    folder = tmp_path_factory.mktemp("cases")
+    checked = checked_orders(
+        bronze_orders(spark, folder, [order(1), *(line for line, _ in QUARANTINE_CASES)]), customers, products
+    )
+    valid = [r.row_id for r in checked.transform(filter_valid).collect()]
+    records = checked.transform(filter_quarantined).transform(to_quarantine("orders")).collect()
+    return valid, {json.loads(r.record).get("row_id"): r for r in records}
+
+
 @pytest.mark.parametrize(("line", "reasons"), QUARANTINE_CASES, ids=[r[0] for _, r in QUARANTINE_CASES])
-def test_bad_order_lines_go_to_quarantine_with_their_reason(spark, tmp_path, line, reasons):
-    customers, products = _dimensions(spark, tmp_path)
-    checked = checked_orders(bronze_orders(spark, tmp_path, [order(1), line]), customers, products)
-    assert [r.row_id for r in checked.transform(filter_valid).collect()] == [1]
-    quarantined = checked.transform(filter_quarantined).transform(to_quarantine("orders")).collect()
-    assert len(quarantined) == 1
-    assert quarantined[0].reasons == reasons
-    assert quarantined[0].source_file.endswith("/Orders.json") and quarantined[0].run_id == "run-1"
+def test_bad_order_lines_go_to_quarantine_with_their_reason(quarantined_cases, line, reasons):
+    valid, by_row_id = quarantined_cases
+    assert valid == [1] and len(by_row_id) == len(QUARANTINE_CASES)
+    raw_row_id = None if line["Row ID"] is None else str(line["Row ID"])
+    record = by_row_id[raw_row_id]
+    assert record.reasons == reasons
+    assert record.source_file.endswith("/Orders.json") and record.run_id == "run-1"
 
 
-def test_duplicate_row_ids(spark, tmp_path):
-    customers, products = _dimensions(spark, tmp_path)
+def test_duplicate_row_ids(spark, tmp_path, dimensions):
+    customers, products = dimensions
     lines = [order(1, profit=5), order(1, profit=5), order(2, profit=1), order(2, profit=2), order(3), order(4)]
     checked = checked_orders(bronze_orders(spark, tmp_path, lines), customers, products).cache()
     valid = {r.row_id: r for r in checked.transform(filter_valid).collect()}
@@ -208,17 +224,17 @@ def test_duplicate_row_ids(spark, tmp_path):
     assert "duplicate_line_other_row_id" not in valid[1][WARNINGS]
 
 
-def test_anomaly_flags_keep_the_line(spark, tmp_path):
-    customers, products = _dimensions(spark, tmp_path)
-    lines = [order(1, price=100.0, quantity=2, profit=150.0), order(2, price=400.0, quantity=2)]
+def test_anomaly_flags_keep_the_line(spark, tmp_path, dimensions):
+    customers, products = dimensions
+    lines = [order(1, price=100.0, quantity=2, profit=150.0), order(2, price=10000.0, quantity=2)]
     checked = checked_orders(bronze_orders(spark, tmp_path, lines), customers, products)
     flags = {r.row_id: r[WARNINGS] for r in checked.transform(filter_valid).collect()}
-    assert "profit_exceeds_sales" in flags[1] and "sales_price_mismatch" not in flags[1]  # 100 = 2 x 50
-    assert "sales_price_mismatch" in flags[2]  # 400 vs 2 x 50
+    assert "profit_exceeds_sales" in flags[1] and "price_out_of_scale" not in flags[1]  # 100 = 2 x 50
+    assert "price_out_of_scale" in flags[2]  # 5,000 a chair listed at 50 and 60: a lost decimal point
 
 
-def test_malformed_json_record_is_quarantined_with_its_text(spark, tmp_path):
-    customers, products = _dimensions(spark, tmp_path)
+def test_malformed_json_record_is_quarantined_with_its_text(spark, tmp_path, dimensions):
+    customers, products = dimensions
     path = tmp_path / "orders.jsonl"
     path.write_text('{"Row ID": 1, "Order ID": "A"\n', encoding="utf-8")
     bronze = to_bronze(sources.read_orders(spark, [str(path)]), "run-1", RUN_AT)

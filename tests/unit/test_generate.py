@@ -14,7 +14,11 @@ from typing import Any
 import openpyxl
 import pytest
 
+from ecom_lakehouse.config import load_config
+from ecom_lakehouse.quality.expectations import COST_SHARE_BANDS
 from ecom_lakehouse.tools.generate import (
+    ANOMALIES_CSV,
+    ANOMALY_KINDS,
     CUSTOMER_HEADER,
     DEFECT_KINDS,
     ORDER_KEYS,
@@ -267,22 +271,27 @@ def test_small_dataset_keeps_minimum_sizes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"orders": 0}, {"orders": 10, "bad_orders": 11}, {"orders": 10, "bad_orders": -1}, {"lines_per_file": 0}],
-)
+    [
+        {"orders": 0}, {"orders": 10, "bad_orders": 11}, {"orders": 10, "bad_orders": -1}, {"lines_per_file": 0},
+        {"orders": 10, "anomalies": -1}, {"orders": 10, "bad_orders": 5, "anomalies": 6},
+    ],
+)  # fmt: skip
 def test_rejects_bad_arguments(tmp_path: Path, kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         generate_dataset(tmp_path, **kwargs)
 
 
 def test_committed_sample_matches_the_generator(tmp_path: Path) -> None:
-    """The sample is `ecom generate --out src/ecom_lakehouse/sample --orders 3000 --seed 42 --bad-orders 6`."""
+    """The sample is `ecom generate --out src/ecom_lakehouse/sample --orders 3000 --seed 42 --bad-orders 6
+    --anomalies 9`."""
     assert sorted(p.name for p in SAMPLE_DIR.iterdir() if p.name != "README.md") == [
+        ANOMALIES_CSV,
         "customers_export.xlsx",
         "orders_export.json",
         "products_export.csv",
     ]
-    generate_dataset(tmp_path, orders=3000, seed=42, bad_orders=6)
-    for name in ("orders_export.json", "products_export.csv"):
+    generate_dataset(tmp_path, orders=3000, seed=42, bad_orders=6, anomalies=9)
+    for name in ("orders_export.json", "products_export.csv", ANOMALIES_CSV):
         assert (SAMPLE_DIR / name).read_bytes() == (tmp_path / name).read_bytes(), name
     # Compare the workbook by content: its bytes depend on the openpyxl version.
     assert _load_customers(SAMPLE_DIR / "customers_export.xlsx") == _load_customers(tmp_path / "customers_export.xlsx")
@@ -296,3 +305,89 @@ def test_products_csv_round_trips_through_the_csv_module(dataset: GeneratedFiles
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(rows)
     assert out.getvalue()[:-2] == dataset.products.read_bytes().decode("utf-8")
+
+
+# The generator's economics and value anomalies (the kinds found in the real export).
+
+CATEGORY_OF = {"CH": "Chairs", "FU": "Furnishings", "TA": "Tables", "BO": "Bookcases", "PA": "Paper", "BI": "Binders",
+               "AR": "Art", "ST": "Storage", "AP": "Appliances", "LA": "Labels", "EN": "Envelopes", "SU": "Supplies",
+               "FA": "Fasteners", "PH": "Phones", "AC": "Accessories", "MA": "Machines", "CO": "Copiers"}  # fmt: skip
+
+
+def _cost_share(line: dict[str, Any]) -> float:
+    """(sales - profit) / list value, list value = sales / (1 - discount)."""
+    return (line["Price"] - line["Profit"]) * (1 - line["Discount"]) / line["Price"]
+
+
+def _truth(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_profit_follows_a_fixed_cost_share_per_product_within_the_real_bands(orders: list[dict[str, Any]]) -> None:
+    shares: dict[str, list[float]] = defaultdict(list)
+    for line in orders:
+        if line["Price"] >= 20:  # cents rounding moves a tiny line's cost share
+            shares[line["Product ID"]].append(_cost_share(line))
+    for product_id, values in shares.items():
+        low, high = COST_SHARE_BANDS[CATEGORY_OF[product_id[4:6]]]
+        assert max(values) - min(values) < 0.002, product_id  # one cost share per product, whatever the discount
+        assert float(low) - 0.002 < values[0] < float(high) + 0.002, product_id
+    zero = [line for line in orders if line["Profit"] == 0]
+    assert zero  # genuine zero-profit lines exist: a discount of exactly 1 - cost share breaks even
+    assert all(abs(_cost_share(line) - (1 - line["Discount"])) < 1e-9 for line in zero)
+
+
+def test_anomalies_come_on_top_of_the_same_data_and_are_recorded(tmp_path: Path) -> None:
+    clean_files = generate_dataset(tmp_path / "clean", orders=3000, seed=4, bad_orders=5)
+    files = generate_dataset(tmp_path / "dirty", orders=3000, seed=4, bad_orders=5, anomalies=30)
+    assert clean_files.anomalies is None and clean_files.anomaly_lines == 0
+    assert not (tmp_path / "clean" / ANOMALIES_CSV).exists()
+    assert files.anomalies == tmp_path / "dirty" / ANOMALIES_CSV and files.anomaly_lines == 30
+    assert (tmp_path / "dirty" / "products_export.csv").read_bytes() == clean_files.products.read_bytes()
+    clean, dirty = _load_orders(clean_files), _load_orders(files)
+    truth = _truth(files.anomalies)
+    assert list(truth[0]) == ["row_id", "kind", "field", "clean_value", "value"]
+    assert [int(row["row_id"]) for row in truth] == sorted(int(row["row_id"]) for row in truth)
+    assert Counter(row["kind"] for row in truth) == dict.fromkeys(ANOMALY_KINDS, 10)
+    changed = {i + 1 for i, (a, b) in enumerate(zip(clean, dirty, strict=True)) if a != b}
+    assert changed == {int(row["row_id"]) for row in truth}  # the defects stay as they were
+    assert not any(_defect_of(dirty[int(row["row_id"]) - 1]) for row in truth)
+    listed = {row[0] for row in _load_products(files.products)[1:]}
+    for row in truth:
+        before, after = clean[int(row["row_id"]) - 1], dirty[int(row["row_id"]) - 1]
+        field = row["field"]
+        assert {k for k in ORDER_KEYS if before[k] != after[k]} == {field}
+        assert (float(row["clean_value"]), float(row["value"])) == (before[field], after[field])
+        assert type(after[field]) is float
+        if row["kind"] == "price_decimal_lost":
+            assert field == "Price" and after["Price"] == round(before["Price"] * 100, 2)
+            assert before["Product ID"] in listed
+        elif row["kind"] == "profit_decimal_lost":
+            assert field == "Profit" and after["Profit"] == round(before["Profit"] * 100, 2)
+            assert abs(before["Profit"]) >= 2
+        else:
+            assert field == "Profit" and after["Profit"] == 0.0 and abs(before["Profit"]) >= 2
+            assert before["Product ID"] in listed
+            low, high = COST_SHARE_BANDS[CATEGORY_OF[before["Product ID"][4:6]]]
+            assert (
+                not float(low) <= 1 - before["Discount"] <= float(high)
+            )  # no product of the sub-category breaks even there
+
+
+def test_anomalies_are_reproducible_and_stale_truth_is_removed(tmp_path: Path) -> None:
+    first = generate_dataset(tmp_path / "a", orders=500, seed=9, anomalies=12)
+    second = generate_dataset(tmp_path / "b", orders=500, seed=9, anomalies=12)
+    assert first.anomalies is not None and second.anomalies is not None
+    assert first.anomalies.read_bytes() == second.anomalies.read_bytes()
+    jsonl = generate_dataset(tmp_path / "c", orders=500, seed=9, anomalies=12, jsonl_threshold=100, lines_per_file=200)
+    assert jsonl.anomalies is not None and jsonl.anomalies.read_bytes() == first.anomalies.read_bytes()
+    assert _load_orders(jsonl) == _load_orders(first)
+    generate_dataset(tmp_path / "a", orders=500, seed=9)
+    assert not (tmp_path / "a" / ANOMALIES_CSV).exists()
+
+
+def test_truth_file_is_never_read_as_a_source() -> None:
+    config = load_config()
+    assert ANOMALIES_CSV.startswith("_")  # source discovery skips names starting with "_"
+    assert not any(spec.matches(ANOMALIES_CSV) for spec in config.sources.values())

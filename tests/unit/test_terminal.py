@@ -48,7 +48,7 @@ def test_run_summary_lists_rows_by_schema_reasons_and_the_reconciliation():
     record = {
         "run_id": "r1", "status": "succeeded",
         "rows": {"spark_catalog.ecom_bronze.orders_raw": 3000, "spark_catalog.ecom_silver.quarantine[orders]": 6},
-        "rule_counts": {"orders.profit_invalid": 2, "orders.row_id_missing": 4, "orders.profit_zero": 1,
+        "rule_counts": {"orders.profit_invalid": 2, "orders.row_id_missing": 4, "orders.price_out_of_scale": 1,
                         "orders.price_invalid": 0},
         "reconciliation": {"orders.bronze": "3000", "orders.silver": "2994", "orders.quarantined": "6",
                            "orders.superseded": "0", "profit.silver": "103795.50"},
@@ -58,7 +58,7 @@ def test_run_summary_lists_rows_by_schema_reasons_and_the_reconciliation():
     assert "  rows written to ecom_bronze: orders_raw 3,000" in lines
     assert "  rows written to ecom_silver: quarantine[orders] 6" in lines
     assert "  quarantined by reason: orders.row_id_missing 4, orders.profit_invalid 2" in lines
-    assert "  kept and flagged: orders.profit_zero 1" in lines
+    assert "  kept and flagged: orders.price_out_of_scale 1" in lines
     assert lines[-1].startswith("  reconciliation ok: order lines 3000 = 2994 in silver + 6 quarantined")
     unchanged = run_summary({"run_id": "r2", "status": "unchanged"}, 3.0)
     assert unchanged[0] == "run r2: unchanged in 3.0 s" and len(unchanged) == 2

@@ -8,12 +8,21 @@ violated). :func:`with_quality_results` adds two array columns, in the dqx style
 - ``_warnings``: reason codes of violated ``FLAG`` rules: the record is kept, and flagged.
 
 Raw source text is in the ``_raw`` struct; typed columns are the silver names (see ``silver/``).
+
+The value-anomaly rules on order lines (``price_out_of_scale``, ``profit_margin_implausible``,
+``profit_zero_implausible``, ``profit_exceeds_sales``) judge a line by itself, its product's listing and its
+sub-category only, never by other order lines: a line's flags do not depend on which other lines are in the run,
+so an incremental run flags a new line exactly as a full rebuild does. Their statistics are the product's listed
+prices (``unit_price_max`` of silver products, joined with the product) and constants learned
+once from the real export, below. They never change a line: finance totals are the same with or without them.
+An anomaly rule also declares its ``effect``: the money the anomaly puts at stake on the line, to rank them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from pyspark.sql import Column, DataFrame
@@ -22,8 +31,42 @@ from pyspark.sql import functions as F
 ERRORS = "_errors"
 WARNINGS = "_warnings"
 
-# How far a line's sales may be from quantity x the product's unit price before it is flagged.
-SALES_PRICE_TOLERANCE = 0.25
+# --- value anomalies: thresholds learned once from the real export (9,994 lines; see README "Data quality") -------
+
+# A line's list unit price is sales / quantity / (1 - discount). The products file lists each product at its price
+# in one state, after that state's discount (up to 80 %), so a clean line's list unit price is at most 5.6 times the
+# highest listed price of its product (5 = 1 / (1 - 0.8), the rest is cents rounding on tiny prices); a price whose
+# decimal point was lost is 100 to 500 times it. 20 sits between the two, about their geometric middle: 3.5 times
+# above the largest clean ratio and 5 times below the smallest wrong one. Comparing with the highest listed price
+# means that a product listed twice at very different prices (a conflicting duplicate) never makes a line look wrong.
+PRICE_SCALE_LIMIT = Decimal("20")
+
+# Cost share = (sales - profit) / list value, with list value = sales / (1 - discount): the cost of the goods as a
+# share of their undiscounted price. In the export it is a property of the product, the same on all its lines
+# whatever the discount (median spread 0.0004 between a product's lines), on whole percents from 0.50 to 1.00, and
+# each sub-category keeps to a range. These ranges are the smallest and largest product cost share per sub-category,
+# each product's cost share being the median over its lines (products with 3 lines or more), so that no single wrong
+# line can move them. A median +- k x MAD band does not fit: the cost shares are multi-modal (Phones: 0.50-0.55,
+# 0.70-0.75 and 0.95-1.00), so the k that keeps the genuine 1.00 Phones (k = 14) makes Furnishings' band -0.3 to
+# 1.6, which catches nothing. A line's margin follows from its cost share: 1 - cost share / (1 - discount).
+COST_SHARE_BANDS: Mapping[str, tuple[Decimal, Decimal]] = {
+    sub_category: (Decimal(low), Decimal(high))
+    for sub_category, low, high in (
+        ("Accessories", "0.52", "0.94"), ("Appliances", "0.55", "0.77"), ("Art", "0.50", "0.75"),
+        ("Binders", "0.50", "0.55"), ("Bookcases", "0.70", "0.94"), ("Chairs", "0.70", "0.95"),
+        ("Copiers", "0.50", "0.70"), ("Envelopes", "0.50", "0.55"), ("Fasteners", "0.50", "1.00"),
+        ("Furnishings", "0.50", "0.95"), ("Labels", "0.50", "0.54"), ("Machines", "0.50", "0.74"),
+        ("Paper", "0.50", "0.55"), ("Phones", "0.50", "1.00"), ("Storage", "0.70", "1.00"),
+        ("Supplies", "0.70", "0.99"), ("Tables", "0.64", "0.94"),
+    )
+}  # fmt: skip
+# Lines of products missing from the products file (sub-category Unknown), or of a sub-category not listed above.
+COST_SHARE_ANY: tuple[Decimal, Decimal] = (Decimal("0.50"), Decimal("1.00"))
+# A line is judged off its band only when its profit misses the nearest plausible profit by more than this much
+# money. The export rounds some profits and prices to whole units (858 integer profits, where cents rounding would
+# give about 100), which takes a small line off its band by up to 0.49 without being an error anyone would correct;
+# 1.00 is twice that.
+PROFIT_TOLERANCE = Decimal("1.00")
 
 
 class Severity(StrEnum):
@@ -43,6 +86,8 @@ class Expectation:
     check: Callable[[], Column]
     description: str
     preempts: bool = False  # when violated, the record's other rules are not reported (they cannot be judged)
+    # Value-anomaly rules: the money the anomaly puts at stake on a flagged line (DECIMAL, signed), to rank them.
+    effect: Callable[[], Column] | None = None
 
 
 def _raw(name: str) -> Column:
@@ -55,6 +100,48 @@ def _blank(column: Column) -> Column:
 
 def _present_but_untyped(raw: str, typed: str) -> Column:
     return ~_blank(_raw(raw)) & F.col(typed).isNull()
+
+
+def _band(index: int) -> Column:
+    """The low (0) or high (1) end of the line's sub-category cost share band (DECIMAL(3,2)): one map literal."""
+    entries = [(F.lit(name), F.lit(bounds[index]).cast("decimal(3,2)")) for name, bounds in COST_SHARE_BANDS.items()]
+    by_sub_category = F.create_map(*[part for entry in entries for part in entry])
+    return F.coalesce(by_sub_category[F.col("sub_category")], F.lit(COST_SHARE_ANY[index]).cast("decimal(3,2)"))
+
+
+def _judgeable() -> Column:
+    # A margin needs a positive sales amount and a discount below 100 %.
+    return (F.col("sales") > 0) & (F.col("discount") >= 0) & (F.col("discount") < 1)
+
+
+def _price_out_of_scale() -> Column:
+    # sales / quantity / (1 - discount) > limit x highest listed price, multiplied out: exact DECIMAL, no division.
+    list_units = F.col("quantity") * (F.lit(1) - F.col("discount"))
+    return (
+        (F.col("quantity") > 0)
+        & _judgeable()
+        & (F.col("sales") > F.lit(PRICE_SCALE_LIMIT) * list_units * F.col("unit_price_max"))
+    )
+
+
+def _profit_off_band() -> Column:
+    # The profit misses [sales - high x list value, sales - low x list value] by more than the tolerance, with list
+    # value = sales / (1 - discount); multiplied out by (1 - discount) > 0, so exact DECIMAL and no division. A line
+    # whose price is out of scale is not judged: its margin is computed from a wrong sales amount.
+    net = F.lit(1) - F.col("discount")
+    cost = F.col("sales") - F.col("profit")
+    tolerance = F.lit(PROFIT_TOLERANCE)
+    too_low = (cost - tolerance) * net > _band(1) * F.col("sales")
+    too_high = (cost + tolerance) * net < _band(0) * F.col("sales")
+    return _judgeable() & (too_low | too_high) & ~F.coalesce(_price_out_of_scale(), F.lit(False))
+
+
+def _profit_beyond_band() -> Column:
+    """Signed distance from the profit to the nearest profit the line's sub-category makes plausible (DECIMAL)."""
+    list_value = F.col("sales") / (F.lit(1) - F.col("discount"))
+    lowest = F.col("sales") - _band(1) * list_value
+    highest = F.col("sales") - _band(0) * list_value
+    return F.round(F.col("profit") - F.greatest(F.least(F.col("profit"), highest), lowest), 2)
 
 
 Q, W = Severity.QUARANTINE, Severity.FLAG
@@ -90,13 +177,19 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 "Customer ID not in the customers source; labelled Unknown"),
     Expectation("orders", "product_unknown", W, lambda: ~F.col("is_product_known"),
                 "Product ID not in the products source; labelled Unknown"),
+    # orders: value anomalies, kept and flagged (a line's own values, its product's listing, constants)
+    Expectation("orders", "price_out_of_scale", W, _price_out_of_scale,
+                "unit price (sales / quantity / (1 - discount)) over 20 x the product's highest listed price: "
+                "a lost decimal point", effect=lambda: F.round(F.col("sales") * Decimal("0.99"), 2)),
+    Expectation("orders", "profit_margin_implausible", W, lambda: (F.col("profit") != 0) & _profit_off_band(),
+                "cost share (sales - profit) x (1 - discount) / sales outside the sub-category's range by more "
+                "than 1.00 of profit", effect=_profit_beyond_band),
+    Expectation("orders", "profit_zero_implausible", W, lambda: (F.col("profit") == 0) & _profit_off_band(),
+                "zero profit at a discount where no product of the sub-category breaks even (by more than 1.00)",
+                effect=_profit_beyond_band),
     Expectation("orders", "profit_exceeds_sales", W, lambda: F.col("profit") > F.col("sales"),
-                "profit is larger than the line's sales amount"),
-    Expectation("orders", "profit_zero", W, lambda: F.col("profit") == 0, "profit is exactly zero"),
-    Expectation("orders", "sales_price_mismatch", W,
-                lambda: F.abs(F.col("sales") - F.col("quantity") * F.col("unit_price"))
-                > F.abs(F.col("sales")) * SALES_PRICE_TOLERANCE,
-                "sales differ from quantity x the product's unit price by more than the tolerance"),
+                "profit is larger than the line's sales amount",
+                effect=lambda: F.col("profit") - F.col("sales")),
     Expectation("orders", "duplicate_line_other_row_id", W, lambda: F.col("_same_content_lines") > 1,
                 "an identical line exists under another Row ID"),
     # customers
@@ -119,6 +212,11 @@ EXPECTATIONS: tuple[Expectation, ...] = (
 def expectations_for(dataset: str) -> list[Expectation]:
     """The declared expectations of one dataset, in declaration order."""
     return [e for e in EXPECTATIONS if e.dataset == dataset]
+
+
+def anomalies_for(dataset: str) -> list[Expectation]:
+    """The dataset's value-anomaly rules: the flags that declare an ``effect``, in declaration order."""
+    return [e for e in expectations_for(dataset) if e.effect is not None]
 
 
 def _reasons(expectations: list[Expectation]) -> Column:

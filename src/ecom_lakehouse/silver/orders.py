@@ -119,13 +119,15 @@ def enrich_with_customers(customers_df: DataFrame) -> Callable[[DataFrame], Data
 
 
 def enrich_with_products(products_df: DataFrame) -> Callable[[DataFrame], DataFrame]:
-    """Curried left join on product_id adding category, sub_category, product_name, unit_price, is_product_known.
+    """Curried left join on product_id adding category, sub_category, product_name, unit_price, unit_price_max (the
+    highest of the product's listed prices, which ``price_out_of_scale`` reads) and is_product_known.
 
     Args:
         products_df: silver products, one row per product_id.
     """
     labelled = ("category", "sub_category", "product_name")
-    return _enrich_with_dimension(products_df, "product_id", labelled, ("unit_price",), "is_product_known")
+    prices = ("unit_price", "unit_price_max")
+    return _enrich_with_dimension(products_df, "product_id", labelled, prices, "is_product_known")
 
 
 def checked_orders(bronze_df: DataFrame, customers_df: DataFrame, products_df: DataFrame) -> DataFrame:

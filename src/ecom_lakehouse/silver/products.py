@@ -3,7 +3,9 @@
 The export repeats some Product IDs on two rows with different names and prices. The row kept is chosen by a
 deterministic rule that does not depend on file order or partitioning: the smallest
 (product_name, unit_price, state, category, sub_category), nulls last. ``source_rows`` counts the rows
-collapsed, and ``has_conflicting_duplicates`` is true when they disagreed on any attribute.
+collapsed, and ``has_conflicting_duplicates`` is true when they disagreed on any attribute. ``unit_price_min`` and
+``unit_price_max`` keep the range of the collapsed rows' prices (each row is the product's price in one state): the
+``price_out_of_scale`` rule compares an order line's price with the highest, not with the one row kept.
 """
 
 from __future__ import annotations
@@ -41,13 +43,16 @@ def checked_products(bronze_df: DataFrame) -> DataFrame:
 
 
 def collapse_duplicate_products(df: DataFrame) -> DataFrame:
-    """One row per product_id by the module's rule, with ``source_rows`` and ``has_conflicting_duplicates``."""
+    """One row per product_id by the module's rule, with ``source_rows``, ``has_conflicting_duplicates`` and the
+    ``unit_price_min``/``unit_price_max`` of its rows (nulls ignored)."""
     by_id = Window.partitionBy("product_id")
     ranked = Window.partitionBy("product_id").orderBy(*[F.col(c).asc_nulls_last() for c in _ATTRIBUTES])
     variants = F.size(F.collect_set(F.struct(*_ATTRIBUTES)).over(by_id))
     return (
         df.withColumn("source_rows", F.count(F.lit(1)).over(by_id))
         .withColumn("has_conflicting_duplicates", variants > 1)
+        .withColumn("unit_price_min", F.min("unit_price").over(by_id))
+        .withColumn("unit_price_max", F.max("unit_price").over(by_id))
         .withColumn("_pick", F.row_number().over(ranked))
         .where(F.col("_pick") == 1)
         .drop("_pick")
@@ -61,7 +66,7 @@ def build_products(checked_df: DataFrame) -> DataFrame:
         .transform(collapse_duplicate_products)
         .select(
             "product_id", "category", "sub_category", "product_name", "state", "unit_price",
-            "source_rows", "has_conflicting_duplicates",
+            "unit_price_min", "unit_price_max", "source_rows", "has_conflicting_duplicates",
             F.col(WARNINGS).alias("quality_flags"),
             F.col("_raw._source_file").alias("_source_file"),
             F.col("_raw._run_id").alias("_run_id"),

@@ -128,7 +128,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ecom_lakehouse.tools.generate import generate_dataset
 
-    files = generate_dataset(args.out, orders=args.orders, seed=args.seed, bad_orders=args.bad_orders)
+    files = generate_dataset(
+        args.out, orders=args.orders, seed=args.seed, bad_orders=args.bad_orders, anomalies=args.anomalies
+    )
     log.info(
         "wrote %d order lines in %d file(s), %d customers, %d product rows to %s",
         files.order_lines, len(files.orders), files.customers_count, files.products_count, args.out,
@@ -207,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--orders", type=int, default=3000)
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--bad-orders", type=int, default=0, help="order lines to corrupt on purpose")
+    generate.add_argument(
+        "--anomalies", type=int, default=0,
+        help="order lines given a value error (x100 price or profit, zeroed profit), listed in _anomalies.csv",
+    )  # fmt: skip
     generate.set_defaults(func=cmd_generate)
 
     notebook = sub.add_parser("notebook", help="run a Databricks source-format notebook locally")

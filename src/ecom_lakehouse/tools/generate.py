@@ -7,7 +7,9 @@ quirks, so that the bronze/silver pipeline can be exercised at any size without 
   line with the keys ``Row ID, Order ID, Order Date, Ship Date, Ship Mode, Customer ID, Product ID, Quantity,
   Price, Discount, Profit`` in that order. Dates are ``d/M/yyyy`` without zero padding, ``Price`` is the line's
   sales amount, ``Discount`` is the integer ``0`` when there is no discount and a float otherwise, ``Profit``
-  can be negative. Lines of one order share Order ID, dates, ship mode and customer and are scattered through
+  can be negative and follows the real export's economics: each product has a fixed cost share of its list price,
+  in its sub-category's range, so profit = sales - cost share x list price x quantity (some lines make exactly
+  zero, as in the real data). Lines of one order share Order ID, dates, ship mode and customer and are scattered through
   the file. Above ``jsonl_threshold`` lines the orders go to JSON Lines files ``orders_part-00000.jsonl``, ...
   instead (one ``json.dumps`` object per line, at most ``lines_per_file`` lines per file).
 * ``customers_export.xlsx`` -- one sheet ``Worksheet`` with the header ``Customer ID, Customer Name, email, phone,
@@ -26,7 +28,9 @@ quirks, so that the bronze/silver pipeline can be exercised at any size without 
 Every customer in the workbook has orders and every Product ID has order lines whenever there are at least as
 many order lines as customers and products. The same ``seed`` gives byte-identical files (the xlsx is written
 with fixed zip timestamps and fixed document properties); the three files use independent random streams
-derived from the seed, so adding ``bad_orders`` changes only the defective lines.
+derived from the seed, so adding ``bad_orders`` changes only the defective lines, and adding ``anomalies`` (value
+errors: a price or a profit whose decimal point was lost, a zeroed profit) only the anomalous lines, which
+``_anomalies.csv`` lists beside the data (a name the pipeline never reads).
 """
 
 from __future__ import annotations
@@ -48,12 +52,16 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 
-__all__ = ["DEFECT_KINDS", "GeneratedFiles", "generate_dataset"]
+__all__ = ["ANOMALIES_CSV", "ANOMALY_KINDS", "DEFECT_KINDS", "GeneratedFiles", "generate_dataset"]
 
 ORDERS_JSON = "orders_export.json"
 ORDERS_JSONL_TEMPLATE = "orders_part-{index:05d}.jsonl"
 CUSTOMERS_XLSX = "customers_export.xlsx"
 PRODUCTS_CSV = "products_export.csv"
+# The truth file of the injected anomalies. Its leading "_" keeps it out of the pipeline's input: source discovery
+# skips names starting with "_" or "." (and it matches no pattern in conf/pipeline.yml either).
+ANOMALIES_CSV = "_anomalies.csv"
+ANOMALY_HEADER: tuple[str, ...] = ("row_id", "kind", "field", "clean_value", "value")
 
 #: The defects injected by ``bad_orders``, in the order they are cycled through.
 DEFECT_KINDS: tuple[str, ...] = (
@@ -63,6 +71,18 @@ DEFECT_KINDS: tuple[str, ...] = (
     "discount_out_of_range",  # Discount is 1.5
     "row_id_null",  # Row ID is null
 )
+
+#: The value errors injected by ``anomalies``, in the order they are cycled through: the kinds found in the real
+#: export. Unlike defects, they parse and type cleanly; only the values are wrong.
+ANOMALY_KINDS: tuple[str, ...] = (
+    "price_decimal_lost",  # Price x 100: the line's sales amount lost its decimal point, 47.97 -> 4797.0
+    "profit_decimal_lost",  # Profit x 100: the profit lost its decimal point, 54.04 -> 5404.0, -34.36 -> -3436.0
+    "profit_zeroed",  # Profit is 0.0 on a line whose sub-category cannot break even at the line's discount
+)
+# A profit anomaly is only injected where it moves the profit by at least this much beyond what the line's
+# sub-category makes plausible: 0.40 -> 40.0 is a plausible profit on most lines, and a line that would have made
+# 0.30 whatever its product is no visible error when it shows 0.00.
+_MATERIAL_PROFIT = 2.0
 
 ORDER_KEYS: tuple[str, ...] = (
     "Row ID",
@@ -137,26 +157,30 @@ _DISCOUNTS: dict[int | float, float] = {
 }
 # fmt: on
 
-# (category, prefix, sub-category, code, weight, min list price, max list price, markup, items); the markup is the
-# share of the list price that is profit before discount, so discounts above it lose money, as in the real data.
-_SUBCATEGORIES: tuple[tuple[str, str, str, str, float, float, float, float, tuple[str, ...]], ...] = (
-    ("Furniture", "FUR", "Chairs", "CH", 89, 40, 700, 0.23, ("Task Chair", "Executive Chair", "Stacking Chair")),
-    ("Furniture", "FUR", "Furnishings", "FU", 186, 2, 150, 0.27, ("Wall Clock", "Desk Lamp", "Frame", "Chairmat")),
-    ("Furniture", "FUR", "Tables", "TA", 56, 80, 800, 0.19, ("Conference Table", "Folding Table", "Desk")),
-    ("Furniture", "FUR", "Bookcases", "BO", 50, 60, 700, 0.21, ("Bookcase", "Shelf Unit", "Library Cabinet")),
-    ("Office Supplies", "OFF", "Paper", "PA", 277, 3, 40, 0.33, ("Copy Paper", "Message Book", "Notepads")),
-    ("Office Supplies", "OFF", "Binders", "BI", 211, 2, 60, 0.30, ("Ring Binder", "Binding Covers", "Report Cover")),
-    ("Office Supplies", "OFF", "Art", "AR", 157, 1, 40, 0.28, ("Pencils", "Markers", "Highlighters", "Crayons")),
-    ("Office Supplies", "OFF", "Storage", "ST", 132, 10, 350, 0.24, ("File Cart", "Storage Box", "Drawer Unit")),
-    ("Office Supplies", "OFF", "Appliances", "AP", 97, 8, 500, 0.27, ("Surge Protector", "Desk Fan", "Heater")),
-    ("Office Supplies", "OFF", "Labels", "LA", 70, 2, 25, 0.34, ("Address Labels", "File Labels", "Tab Labels")),
-    ("Office Supplies", "OFF", "Envelopes", "EN", 44, 4, 50, 0.33, ("Envelopes", "Mailers", "Clasp Envelopes")),
-    ("Office Supplies", "OFF", "Supplies", "SU", 36, 2, 60, 0.24, ("Scissors", "Letter Opener", "Paper Trimmer")),
-    ("Office Supplies", "OFF", "Fasteners", "FA", 34, 1, 20, 0.29, ("Paper Clips", "Staples", "Push Pins")),
-    ("Technology", "TEC", "Phones", "PH", 189, 15, 700, 0.25, ("Smartphone", "Headset", "Cordless Phone")),
-    ("Technology", "TEC", "Accessories", "AC", 147, 8, 300, 0.27, ("Flash Drive", "Keyboard", "Wireless Mouse")),
-    ("Technology", "TEC", "Machines", "MA", 63, 60, 2500, 0.22, ("Laser Printer", "Shredder", "Label Maker")),
-    ("Technology", "TEC", "Copiers", "CO", 13, 300, 2500, 0.31, ("Copier", "Multifunction Copier", "Fax Copier")),
+# (category, prefix, sub-category, code, weight, min list price, max list price, min and max cost share in percent,
+# items). A product's cost share is its unit cost as a share of its list price, fixed per product: a whole percent
+# drawn from the sub-category's range, which is the range of the real export's products (their profit / sales,
+# discount removed, sits on whole percents between 50 and 100). A line's profit is its sales minus cost share x list
+# price x quantity, so its margin follows from its discount, 1 - cost share / (1 - discount): a discount above
+# 1 - cost share loses money and a discount of exactly 1 - cost share makes exactly zero, as in the real data.
+_SUBCATEGORIES: tuple[tuple[str, str, str, str, float, float, float, int, int, tuple[str, ...]], ...] = (
+    ("Furniture", "FUR", "Chairs", "CH", 89, 40, 700, 70, 95, ("Task Chair", "Executive Chair", "Stacking Chair")),
+    ("Furniture", "FUR", "Furnishings", "FU", 186, 2, 150, 50, 95, ("Wall Clock", "Desk Lamp", "Frame", "Chairmat")),
+    ("Furniture", "FUR", "Tables", "TA", 56, 80, 800, 64, 94, ("Conference Table", "Folding Table", "Desk")),
+    ("Furniture", "FUR", "Bookcases", "BO", 50, 60, 700, 70, 94, ("Bookcase", "Shelf Unit", "Library Cabinet")),
+    ("Office Supplies", "OFF", "Paper", "PA", 277, 3, 40, 50, 55, ("Copy Paper", "Message Book", "Notepads")),
+    ("Office Supplies", "OFF", "Binders", "BI", 211, 2, 60, 50, 55, ("Ring Binder", "Binding Covers", "Report Cover")),
+    ("Office Supplies", "OFF", "Art", "AR", 157, 1, 40, 50, 75, ("Pencils", "Markers", "Highlighters", "Crayons")),
+    ("Office Supplies", "OFF", "Storage", "ST", 132, 10, 350, 70, 100, ("File Cart", "Storage Box", "Drawer Unit")),
+    ("Office Supplies", "OFF", "Appliances", "AP", 97, 8, 500, 55, 77, ("Surge Protector", "Desk Fan", "Heater")),
+    ("Office Supplies", "OFF", "Labels", "LA", 70, 2, 25, 50, 54, ("Address Labels", "File Labels", "Tab Labels")),
+    ("Office Supplies", "OFF", "Envelopes", "EN", 44, 4, 50, 50, 55, ("Envelopes", "Mailers", "Clasp Envelopes")),
+    ("Office Supplies", "OFF", "Supplies", "SU", 36, 2, 60, 70, 99, ("Scissors", "Letter Opener", "Paper Trimmer")),
+    ("Office Supplies", "OFF", "Fasteners", "FA", 34, 1, 20, 50, 100, ("Paper Clips", "Staples", "Push Pins")),
+    ("Technology", "TEC", "Phones", "PH", 189, 15, 700, 50, 100, ("Smartphone", "Headset", "Cordless Phone")),
+    ("Technology", "TEC", "Accessories", "AC", 147, 8, 300, 52, 94, ("Flash Drive", "Keyboard", "Wireless Mouse")),
+    ("Technology", "TEC", "Machines", "MA", 63, 60, 2500, 50, 74, ("Laser Printer", "Shredder", "Label Maker")),
+    ("Technology", "TEC", "Copiers", "CO", 13, 300, 2500, 50, 70, ("Copier", "Multifunction Copier", "Fax Copier")),
 )
 
 _BRANDS = _words(
@@ -279,6 +303,8 @@ class GeneratedFiles:
         order_lines: number of order lines written (the ``orders`` argument).
         customers_count: number of customer rows in the workbook.
         products_count: number of data rows in ``products_export.csv`` (duplicated Product IDs count twice).
+        anomalies: the ``_anomalies.csv`` truth file, when anomalies were asked for.
+        anomaly_lines: number of order lines that carry an injected anomaly (rows of the truth file).
     """
 
     orders: list[Path]
@@ -287,6 +313,8 @@ class GeneratedFiles:
     order_lines: int
     customers_count: int
     products_count: int
+    anomalies: Path | None = None
+    anomaly_lines: int = 0
 
 
 def generate_dataset(
@@ -295,6 +323,7 @@ def generate_dataset(
     seed: int = 42,
     *,
     bad_orders: int = 0,
+    anomalies: int = 0,
     jsonl_threshold: int = 200_000,
     lines_per_file: int = 1_000_000,
 ) -> GeneratedFiles:
@@ -316,14 +345,31 @@ def generate_dataset(
     Clean lines never look like any of these. The defects come from their own random stream, so a dataset with
     defects equals the one without except on the defective lines.
 
-    Existing ``orders_export.json`` and ``orders_part-*.jsonl`` files in ``out_dir`` are removed first so that a rerun
-    with another size does not leave stale order files behind.
+    ``anomalies`` lines get one value error each, cycling through :data:`ANOMALY_KINDS` (the kinds of the real
+    export: lines that pass every structural check but carry an impossible value):
+
+    * ``price_decimal_lost``: ``Price`` x 100 (``47.97`` -> ``4797.0``);
+    * ``profit_decimal_lost``: ``Profit`` x 100 (``54.04`` -> ``5404.0``), on a line with a profit or loss of at
+      least 1.00;
+    * ``profit_zeroed``: ``Profit`` is ``0.0``, on a line with a profit or loss of at least 1.00 whose discount no
+      product of its sub-category breaks even at (elsewhere a zero profit is normal, see ``_SUBCATEGORIES``).
+
+    Positions are drawn from their own random stream; each anomaly lands on the first line at or after its drawn
+    position that it fits and that has no defect, so a dataset with anomalies equals the one without except on the
+    anomalous lines (and the defects stay where they were). ``_anomalies.csv`` records each one (``row_id, kind,
+    field, clean_value, value``), named so that the pipeline never reads it as a source.
+
+    Existing ``orders_export.json``, ``orders_part-*.jsonl`` and ``_anomalies.csv`` files in ``out_dir`` are removed
+    first so that a rerun with another size does not leave stale files behind.
 
     Args:
         out_dir: directory to write into; created if missing.
         orders: number of order lines (not orders); at least 1.
         seed: random seed; the same seed and arguments give byte-identical files.
         bad_orders: number of order lines that get one defect each; between 0 and ``orders``.
+        anomalies: number of order lines that get one value error each; between 0 and ``orders - bad_orders``.
+            An anomaly drawn so close to the end that no fitting line follows is not placed (the truth file and
+            ``anomaly_lines`` say what was).
         jsonl_threshold: above this many lines, write JSON Lines parts instead of one JSON array.
         lines_per_file: maximum lines per JSON Lines part.
 
@@ -337,6 +383,10 @@ def generate_dataset(
         raise ValueError(f"orders must be at least 1, got {orders}")
     if not 0 <= bad_orders <= orders:
         raise ValueError(f"bad_orders must be between 0 and orders ({orders}), got {bad_orders}")
+    if not 0 <= anomalies <= orders - bad_orders:
+        raise ValueError(
+            f"anomalies must be between 0 and orders - bad_orders ({orders - bad_orders}), got {anomalies}"
+        )
     if jsonl_threshold < 0:
         raise ValueError(f"jsonl_threshold must not be negative, got {jsonl_threshold}")
     if lines_per_file < 1:
@@ -351,18 +401,24 @@ def generate_dataset(
     customer_ids = _write_customers(customers_path, n_customers, random.Random(f"{seed}:customers"))
 
     products_path = out / PRODUCTS_CSV
-    catalog, products_rows = _write_products(products_path, n_products, random.Random(f"{seed}:products"))
+    catalog, products_rows = _write_products(
+        products_path, n_products, random.Random(f"{seed}:products"), random.Random(f"{seed}:costs")
+    )
 
-    for stale in [out / ORDERS_JSON, *out.glob("orders_part-*.jsonl")]:
+    for stale in [out / ORDERS_JSON, *out.glob("orders_part-*.jsonl"), out / ANOMALIES_CSV]:
         if stale.is_file():
             stale.unlink()
     defects = _pick_defects(orders, bad_orders, random.Random(f"{seed}:defects"))
+    placer = None
+    if anomalies:
+        placer = _Anomalies(_pick_anomalies(orders, anomalies, random.Random(f"{seed}:anomalies")), catalog, defects)
     order_paths = _write_orders(
         out,
         orders,
         customer_ids,
         catalog,
         defects,
+        placer,
         random.Random(f"{seed}:orders"),
         jsonl=orders > jsonl_threshold,
         lines_per_file=lines_per_file,
@@ -374,7 +430,15 @@ def generate_dataset(
         order_lines=orders,
         customers_count=len(customer_ids),
         products_count=products_rows,
+        **_truth(out / ANOMALIES_CSV, placer),
     )
+
+
+def _truth(path: Path, placer: _Anomalies | None) -> dict[str, Any]:
+    if placer is None:
+        return {}
+    placer.write(path)
+    return {"anomalies": path, "anomaly_lines": len(placer.placed)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -636,11 +700,14 @@ def _save_workbook(workbook: Workbook, path: Path) -> None:
 
 @dataclass(frozen=True)
 class _Catalog:
-    """Every Product ID orders may use (including those missing from the products file), with price and markup."""
+    """Every Product ID orders may use: its list price, its cost share (a fraction, e.g. ``0.52``), its
+    sub-category's cost share range (whole percents, e.g. ``(50, 55)``) and whether the products file lists it."""
 
     ids: list[str]
     prices: list[float]
-    markups: list[float]
+    costs: list[float]
+    cost_ranges: list[tuple[int, int]]
+    listed: list[bool]
 
 
 def _product_name(rng: random.Random, items: tuple[str, ...], kind: str) -> str:
@@ -669,8 +736,11 @@ def _unit_price(rng: random.Random, low: float, high: float, long_decimals: bool
     return value, _format_price(value, decimals)
 
 
-def _write_products(path: Path, n: int, rng: random.Random) -> tuple[_Catalog, int]:
-    """Write products_export.csv; return the catalog orders draw from and the number of data rows written."""
+def _write_products(path: Path, n: int, rng: random.Random, cost_rng: random.Random) -> tuple[_Catalog, int]:
+    """Write products_export.csv; return the catalog orders draw from and the number of data rows written.
+
+    The cost shares (which the file does not show) come from ``cost_rng``, so they do not change the file.
+    """
     sub_cumulative = _cumulative([s[4] for s in _SUBCATEGORIES])
     state_cumulative = _cumulative([g[5] for g in _GEOGRAPHY])
     name_kinds = _assign_kinds(rng, n, _PRODUCT_NAME_KINDS, "plain")
@@ -693,27 +763,30 @@ def _write_products(path: Path, n: int, rng: random.Random) -> tuple[_Catalog, i
 
     ids: list[str] = []
     prices: list[float] = []
-    markups: list[float] = []
+    costs: list[float] = []
+    cost_ranges: list[tuple[int, int]] = []
     rows = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         writer.writerow(PRODUCT_HEADER)
         for i in range(n):
-            category, prefix, subcategory, code, _, low, high, markup, items = _SUBCATEGORIES[subcategory_of[i]]
+            row = _SUBCATEGORIES[subcategory_of[i]]
+            category, prefix, subcategory, code, _, low, high, cost_low, cost_high, items = row
             product_id = f"{prefix}-{code}-{10_000_000 + next(numbers[subcategory_of[i]])}"
             price, price_text = _unit_price(rng, low, high, i in long_decimals)
             state = _GEOGRAPHY[_weighted_index(rng, state_cumulative)][1]
             name = _product_name(rng, items, name_kinds[i])
             ids.append(product_id)
             prices.append(price)
-            markups.append(markup)
+            costs.append(cost_rng.randint(cost_low, cost_high) / 100)
+            cost_ranges.append((cost_low, cost_high))
             if i not in missing:
                 writer.writerow((product_id, category, subcategory, name, state, price_text))
                 rows += 1
             if i in first_rows:
                 first_rows[i] = (name, price_text)
             for j in duplicate_after.get(i, ()):
-                other_category, _, other_subcategory, _, _, _, _, _, other_items = _SUBCATEGORIES[subcategory_of[j]]
+                other_category, _, other_subcategory, *_, other_items = _SUBCATEGORIES[subcategory_of[j]]
                 other_name = _product_name(rng, other_items, "plain")
                 while other_name == first_rows[j][0]:
                     other_name = _product_name(rng, other_items, "plain")
@@ -727,7 +800,8 @@ def _write_products(path: Path, n: int, rng: random.Random) -> tuple[_Catalog, i
     with path.open("r+b") as handle:
         handle.seek(-2, os.SEEK_END)
         handle.truncate()
-    return _Catalog(ids=ids, prices=prices, markups=markups), rows
+    listed = [i not in missing for i in range(n)]
+    return _Catalog(ids=ids, prices=prices, costs=costs, cost_ranges=cost_ranges, listed=listed), rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -748,6 +822,77 @@ def _pick_defects(n_lines: int, bad_orders: int, rng: random.Random) -> dict[int
     return defects
 
 
+def _pick_anomalies(n_lines: int, anomalies: int, rng: random.Random) -> dict[int, str]:
+    """Map drawn 0-based line positions to anomaly kinds, cycling through ANOMALY_KINDS in file order."""
+    positions = sorted(rng.sample(range(n_lines), anomalies))
+    return {position: ANOMALY_KINDS[index % len(ANOMALY_KINDS)] for index, position in enumerate(positions)}
+
+
+class _Anomalies:
+    """Places the drawn anomalies on the lines as they are written, and records them.
+
+    Each anomaly lands on the first line at or after its drawn position that it fits: never a defective line (it
+    is quarantined, so its anomaly would never be seen), and only where the error is visible in what a line-level
+    check may know (the line, its product's listing, its sub-category):
+
+    * a lost decimal point in the price: a line whose product is listed in the products file (an unlisted product
+      has no price to compare with; its line is flagged ``product_unknown`` anyway);
+    * a lost decimal point in the profit: a profit or loss of at least ``_MATERIAL_PROFIT``;
+    * a zeroed profit: a listed product, and a discount at which every product of the sub-category (whatever its
+      cost share in the sub-category's range) makes a profit, or a loss, of at least ``_MATERIAL_PROFIT``. At
+      other discounts zero is a normal outcome for some product of the sub-category (the real export has dozens of
+      genuine zero-profit lines), and a zero there is no error any line-level check can see.
+    """
+
+    def __init__(self, drawn: dict[int, str], catalog: _Catalog, defects: Mapping[int, object]) -> None:
+        self._drawn = drawn
+        self._ranges = catalog.cost_ranges
+        self._list_prices = catalog.prices
+        self._listed = catalog.listed
+        self._defects = defects
+        self._pending: list[str] = []
+        self.placed: list[tuple[int, str, str, float, float]] = []  # row id, kind, field, clean value, new value
+
+    def _fits(self, kind: str, product: int, quantity: int, price: float, profit: float) -> bool:
+        if kind == "price_decimal_lost":
+            return self._listed[product]
+        if kind == "profit_decimal_lost":
+            return abs(profit) >= _MATERIAL_PROFIT
+        low, high = self._ranges[product]
+        list_value = self._list_prices[product] * quantity
+        least_profit = price - high / 100 * list_value  # the profit of the sub-category's costliest product
+        least_loss = low / 100 * list_value - price  # the loss of its cheapest one
+        return self._listed[product] and max(least_profit, least_loss) >= _MATERIAL_PROFIT
+
+    def apply(self, position: int, product: int, quantity: int, price: float, profit: float) -> tuple[float, float]:
+        """The line's (price, profit), with an anomaly when one is due and fits the line."""
+        kind = self._drawn.get(position)
+        if kind is not None:
+            self._pending.append(kind)
+        if not self._pending or position in self._defects:
+            return price, profit
+        fitting = [k for k in self._pending if self._fits(k, product, quantity, price, profit)]
+        if not fitting:
+            return price, profit
+        kind = fitting[0]
+        self._pending.remove(kind)
+        if kind == "price_decimal_lost":
+            new_price = round(price * 100, 2) + 0.0
+            self.placed.append((position + 1, kind, "Price", price, new_price))
+            return new_price, profit
+        new_profit = round(profit * 100, 2) + 0.0 if kind == "profit_decimal_lost" else 0.0
+        self.placed.append((position + 1, kind, "Profit", profit, new_profit))
+        return price, new_profit
+
+    def write(self, path: Path) -> None:
+        """Write the truth file: one row per anomaly placed, by Row ID."""
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(ANOMALY_HEADER)
+            for row_id, kind, field, clean, value in sorted(self.placed):
+                writer.writerow((row_id, kind, field, repr(clean), repr(value)))
+
+
 # A line as generated: order id, order date index, ship date index, ship mode, customer id, product index,
 # quantity, price, discount, profit.
 _Line = tuple[Any, ...]
@@ -762,6 +907,7 @@ class _OrdersSink:
         product_ids: list[str],
         dates: list[str],
         defects: dict[int, tuple[str, Any]],
+        anomalies: _Anomalies | None,
         *,
         jsonl: bool,
         lines_per_file: int,
@@ -770,6 +916,7 @@ class _OrdersSink:
         self._product_ids = product_ids
         self._dates = dates
         self._defects = defects
+        self._anomalies = anomalies
         self._jsonl = jsonl
         self._lines_per_file = lines_per_file
         self._written = 0
@@ -787,7 +934,7 @@ class _OrdersSink:
 
     def write(self, lines: list[_Line]) -> None:
         parts: list[str] = []
-        product_ids, dates, defects = self._product_ids, self._dates, self._defects
+        product_ids, dates, defects, anomalies = self._product_ids, self._dates, self._defects, self._anomalies
         jsonl = self._jsonl
         separator = ",\n  "
         for oid, order_day, ship_day, mode, customer, product, quantity, price, discount, profit in lines:
@@ -798,6 +945,8 @@ class _OrdersSink:
                     self._handle.write("".join(parts))
                     parts = []
                 self._open(self._out_dir / ORDERS_JSONL_TEMPLATE.format(index=position // self._lines_per_file))
+            if anomalies is not None:
+                price, profit = anomalies.apply(position, product, quantity, price, profit)
             if position in defects:
                 values = (position + 1, oid, dates[order_day], dates[ship_day], mode, customer, product_ids[product])
                 record: dict[str, Any] = dict(
@@ -854,6 +1003,7 @@ def _write_orders(
     customer_ids: list[str],
     catalog: _Catalog,
     defects: dict[int, tuple[str, Any]],
+    anomalies: _Anomalies | None,
     rng: random.Random,
     *,
     jsonl: bool,
@@ -879,10 +1029,10 @@ def _write_orders(
     offset = rng.randrange(space)
     issued: dict[tuple[str, int], int] = {}
 
-    prices, markups = catalog.prices, catalog.markups
+    prices, costs = catalog.prices, catalog.costs
     n_customers, n_products = len(customer_ids), len(prices)
     rnd = rng.random
-    sink = _OrdersSink(out_dir, catalog.ids, dates, defects, jsonl=jsonl, lines_per_file=lines_per_file)
+    sink = _OrdersSink(out_dir, catalog.ids, dates, defects, anomalies, jsonl=jsonl, lines_per_file=lines_per_file)
     buffer: list[_Line] = []
     remaining, line_no, order_no = n_lines, 0, 0
     while remaining > 0:
@@ -910,9 +1060,8 @@ def _write_orders(
             quantity = quantities[int(rnd() * n_qty)]
             discount = discounts[int(rnd() * n_disc)]
             price = round(prices[product] * quantity * (1 - discount), 2) + 0.0
-            # Profit = sales - cost, with cost = list price * (1 - markup): discounts above the markup lose money.
-            markup = markups[product] + (rnd() - 0.5) * 0.2
-            profit = round(price * (markup - discount) / (1 - discount), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+            # Profit = sales - cost, with cost = cost share x list price x quantity (see _SUBCATEGORIES).
+            profit = round(price - costs[product] * prices[product] * quantity, 2) + 0.0  # + 0.0: -0.0 -> 0.0
             buffer.append((oid, order_day, ship_day, mode, customer, product, quantity, price, discount, profit))
             line_no += 1
         remaining -= count
