@@ -158,7 +158,7 @@ def _local_builder(
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.hadoop.fs.s3a.aws.credentials.provider", _S3A_CREDENTIALS)
         .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
-        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
+        .config("spark.driver.extraJavaOptions", " ".join(["-Dlog4j2.level=ERROR", *_jvm_options()]))
     )
     if connect_port is not None:
         builder = (
@@ -184,6 +184,10 @@ def _local_builder(
         return configure_spark_with_delta_pip(builder, extra_packages=extra_packages)
     jars = _fetch_with_maven([_delta_coordinate(), *extra_packages])
     return builder.config("spark.jars", ",".join(str(j) for j in jars))
+
+
+def _jvm_options() -> list[str]:
+    return os.environ.get("ECOM_JAVA_OPTIONS", "").split()
 
 
 # The default AWS chain (environment, profile, instance role), as boto3 uses it.

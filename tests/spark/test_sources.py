@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, time
 
+import fastexcel
 import pytest
+from openpyxl import Workbook, load_workbook
+from pyspark.sql import types as T
 
 from ecom_lakehouse.config import load_config
 from ecom_lakehouse.errors import SourceError
+from ecom_lakehouse.fields import CUSTOMER_FIELDS
 from ecom_lakehouse.io import sources
 from tests.helpers import customer, order, write_customers, write_orders_array, write_orders_jsonl, write_products
 
@@ -110,8 +115,6 @@ def test_read_customers_turns_cells_into_source_text(spark, tmp_path):
 
 
 def test_read_customers_names_the_file_and_missing_column(spark, tmp_path):
-    from openpyxl import Workbook
-
     workbook = Workbook()
     workbook.active.append(["Customer ID", "Customer Name"])
     workbook.save(tmp_path / "Customer.xlsx")
@@ -123,6 +126,81 @@ def test_read_customers_rejects_a_file_that_is_not_a_workbook(spark, tmp_path):
     (tmp_path / "Customer.xlsx").write_text("not a zip")
     with pytest.raises(SourceError, match=r"Customer\.xlsx: not a readable \.xlsx workbook"):
         sources.read_customers(spark, [str(tmp_path / "Customer.xlsx")])
+
+
+def _fast_path_only(monkeypatch):
+    """Fail the test if a workbook is read with openpyxl instead of fastexcel."""
+
+    def openpyxl_read(source, path):
+        raise AssertionError(f"{path} was read with openpyxl")
+
+    monkeypatch.setattr(sources, "_read_openpyxl", openpyxl_read)
+
+
+def test_read_customers_keeps_error_cells_and_15_digit_numbers_on_the_fast_path(spark, tmp_path, monkeypatch):
+    cells = {"phone": "#N/A", "postal_code": "#DIV/0!", "city": "#ERROR!", "address": 123456789012345}
+    path = write_customers(tmp_path / "Customer.xlsx", [customer("AA-1", "#NAME?", **cells)])  # #ERROR! is text
+    _fast_path_only(monkeypatch)
+    (row,) = sources.read_customers(spark, [str(path)]).collect()
+    cells = [row[c] for c in ("Customer Name", "phone", "Postal Code", "City", "address")]
+    assert cells == ["#NAME?", "#N/A", "#DIV/0!", "#ERROR!", "123456789012345"]
+
+
+def test_read_customers_builds_the_string_schema_from_arrow_across_workbooks(spark, tmp_path, monkeypatch):
+    first = write_customers(tmp_path / "Customer.xlsx", [customer("AA-1", phone=718562486, postal_code=5408)])
+    workbook = Workbook()
+    notes, sheet = workbook.active, workbook.create_sheet("Kunden 2026")
+    notes.append(["Customer ID", "Notes"])  # the first sheet lacks the columns
+    sheet.append([None] * 3)  # blank rows before the header
+    sheet.append([None, "   "])
+    sheet.append([*CUSTOMER_FIELDS, "Loyalty Tier"])
+    sheet.append([*customer("BB-2", phone=-42), "gold"])
+    sheet.append([None, " ", None])  # a blank row between records
+    sheet.append(customer("CC-3", phone=True))
+    workbook.save(tmp_path / "customers_eu.xlsx")
+    _fast_path_only(monkeypatch)
+    df = sources.read_customers(spark, [str(first), str(tmp_path / "customers_eu.xlsx")])
+    assert df.schema == T.StructType(
+        [T.StructField(name, T.StringType(), True) for name in (*CUSTOMER_FIELDS, "Loyalty Tier", sources.SOURCE_FILE)]
+    ).add(sources.SOURCE_ROW, T.IntegerType(), False)
+    rows = {r["Customer ID"]: r for r in df.collect()}
+    assert {k: (r["phone"], r["Postal Code"], r["Loyalty Tier"], r[sources.SOURCE_ROW]) for k, r in rows.items()} == {
+        "AA-1": ("718562486", "5408", None, 2),
+        "BB-2": ("-42", "66002", "gold", 4),
+        "CC-3": ("true", "66002", None, 6),
+    }
+    assert rows["CC-3"][sources.SOURCE_FILE].endswith("/customers_eu.xlsx")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (12.5, "12.5"),  # a number with decimals in a text column
+        (0.123456789012, "0.123456789012"),  # fastexcel would round it to 9 decimals
+        (1e-5, "1e-05"),
+        (0, "0"),
+        (datetime(2016, 8, 21), "2016-08-21T00:00:00"),
+        (date(2017, 1, 2), "2017-01-02T00:00:00"),  # openpyxl reads a date cell as a datetime
+        (time(13, 45, 30), "13:45:30"),
+        ("   ", "   "),  # openpyxl writes it without xml:space="preserve": calamine would read ""
+        ("a_x000D_b", "a_x000D_b"),  # calamine would decode the escape into a CR
+    ],
+)  # fmt: skip
+def test_read_customers_takes_cells_fastexcel_may_render_differently_from_openpyxl(spark, tmp_path, value, text):
+    path = write_customers(tmp_path / "Customer.xlsx", [customer("AA-1", phone=value, postal_code=5408)])
+    assert sources._read_fastexcel(fastexcel.read_excel(str(path)), str(path)) is None
+    (row,) = sources.read_customers(spark, [str(path)]).collect()
+    assert (row["phone"], row["Postal Code"]) == (text, "5408")
+
+
+def test_read_customers_reads_error_cells_calamine_does_not_know_with_openpyxl(spark, tmp_path):
+    path = write_customers(tmp_path / "Customer.xlsx", [customer("AA-1"), customer("AA-2")])
+    workbook = load_workbook(path)
+    cell = workbook.active["D3"]  # phone of AA-2
+    cell.value, cell.data_type = "#SPILL!", "e"
+    workbook.save(path)
+    rows = sources.read_customers(spark, [str(path)]).orderBy(sources.SOURCE_ROW).collect()
+    assert [r["phone"] for r in rows] == ["785-624-4866", "#SPILL!"]
 
 
 def test_discover_sources_takes_the_newest_ingest_date_of_each_dataset(spark, tmp_path):

@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 
 JOB_MODULES = ("ecom_lakehouse.run.tasks", "ecom_lakehouse.run.lifecycle", "ecom_lakehouse.run.steps")
 TOOLING = ("ecom_lakehouse.tools", "boto3", "botocore", "altair", "vl_convert", "databricks.sdk", "rich", "duckdb")
-RUNTIME_REQUIREMENTS = {"openpyxl", "pyyaml"}
+RUNTIME_REQUIREMENTS = {"fastexcel", "openpyxl", "pyarrow", "pyyaml"}
 
 
 def test_the_jobs_modules_import_no_tooling():

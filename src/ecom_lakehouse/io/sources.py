@@ -14,8 +14,10 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -24,6 +26,10 @@ from pyspark.sql import types as T
 from ecom_lakehouse.config import PipelineConfig
 from ecom_lakehouse.errors import SourceError
 from ecom_lakehouse.fields import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
+
+if TYPE_CHECKING:
+    import fastexcel
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -291,12 +297,55 @@ def _validated_csv_text(path: str) -> str:
     return text
 
 
+# fastexcel (Rust calamine) renders cells as text itself. For text, booleans, error cells and whole numbers of up to 15
+# digits that text is what openpyxl + _cell_text give; other cells it may render differently, so a workbook holding a
+# text of one of these shapes is read with openpyxl instead: a number with decimals (fastexcel rounds to 9 places),
+# zero (also what a number below 5e-10 becomes) or 16+ digits (read as a double), a date or time ("2016-08-21 00:00:00"
+# where openpyxl gives "2016-08-21T00:00:00"), "" (also how calamine reads a whitespace-only text lacking
+# xml:space="preserve", which openpyxl keeps) or a control character such as CR (calamine decodes the escape _x000D_,
+# openpyxl leaves it as it is). A header cell may also not be a bare number or a boolean (openpyxl names a column by
+# str(value): "5.0", "True"). A text cell of such a shape is read with openpyxl too: slower, never different.
+_UNSURE_TEXT = (
+    r"-?[0-9]+\.[0-9]+|-?0|-?[0-9]{16,}|-?[0-9]{4,}-[0-9]{2}-[0-9]{2}.*|[0-9]{2}:[0-9]{2}.*|.*[\x00-\x08\x0b-\x1f].*|"
+)
+_UNSURE_DATA = f"(?s)^(?:{_UNSURE_TEXT})$"
+_UNSURE_HEADER = re.compile(f"(?s){_UNSURE_TEXT}|-?[0-9]+|true|false")
+# What str.strip() strips (str.isspace()): a row of None and such characters only is blank.
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+# The error cells calamine knows, by the name fastexcel reports (it fails on others, such as #SPILL!: openpyxl then).
+_ERROR_TEXT = {"Div0": "#DIV/0!", "NA": "#N/A", "Name": "#NAME?", "Null": "#NULL!", "Num": "#NUM!", "Ref": "#REF!",
+               "Value": "#VALUE!"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """The records of one workbook sheet, column by column.
+
+    Attributes:
+        header: the header row's cells as names ("" where blank), from column A, as openpyxl gives them.
+        cells: name -> the text of that column in each record (a repeated name: its last column).
+        rows: the sheet row number (1-based) of each record, int32.
+        uri: the workbook as ``_source_file`` names it.
+    """
+
+    header: list[str]
+    cells: dict[str, pa.Array]
+    rows: pa.Array
+    uri: str
+
+
 def read_customers(spark: SparkSession, files: list[str]) -> DataFrame:
     """Read customer workbooks (.xlsx): the first sheet holding the required columns, header on its first
     non-empty row; extra columns are kept (schema drift).
 
     Cells become strings without reinterpretation: numeric phones stay digits (``7185624866``), integral floats
-    lose the ``.0`` Excel adds, dates become ISO text. Entirely blank rows are not records and are skipped.
+    lose the ``.0`` Excel adds, dates become ISO text, error cells their text (``#N/A``). Entirely blank rows are not
+    records and are skipped. Workbooks are read with fastexcel into Arrow, and with openpyxl where fastexcel's text
+    could differ from openpyxl's (see ``_UNSURE_TEXT``) or it cannot read the file; the rows reach Spark as Arrow.
 
     Args:
         spark: the session.
@@ -306,23 +355,119 @@ def read_customers(spark: SparkSession, files: list[str]) -> DataFrame:
         One row per sheet row, all fields as strings, plus ``_source_file`` and ``_source_row``.
     """
     columns: list[str] = list(CUSTOMER_FIELDS)
-    records: list[dict[str, object]] = []
+    sheets = []
     for path in files:
-        header, rows = _read_workbook(spark, path)
-        columns += [c for c in header if c not in columns]
-        records += rows
+        sheet = _read_workbook(spark, path)
+        columns += [c for c in sheet.header if c not in columns]
+        sheets.append(sheet)
     schema = _string_schema((*columns, SOURCE_FILE)).add(SOURCE_ROW, T.IntegerType(), False)
-    return spark.createDataFrame([tuple(r.get(c) for c in schema.names) for r in records], schema)
+    return spark.createDataFrame(_arrow_table(sheets, schema), schema)
 
 
-def _read_workbook(spark: SparkSession, path: str) -> tuple[list[str], list[dict[str, object]]]:
-    from openpyxl import load_workbook
+def _arrow_table(sheets: list[_Sheet], schema: T.StructType) -> pa.Table:
+    """The records of all sheets in ``schema``'s columns (null where a workbook lacks one), as one Arrow table."""
+    import pyarrow as pa
+
+    *names, source_file, source_row = schema.names
+    arrays = [
+        pa.chunked_array([s.cells.get(name, pa.nulls(len(s.rows), pa.string())) for s in sheets], pa.string())
+        for name in names
+    ]
+    arrays.append(pa.chunked_array([pa.array([s.uri] * len(s.rows), pa.string()) for s in sheets], pa.string()))
+    arrays.append(pa.chunked_array([s.rows for s in sheets], pa.int32()))
+    fields = [pa.field(name, pa.string()) for name in (*names, source_file)]
+    return pa.Table.from_arrays(arrays, schema=pa.schema([*fields, pa.field(source_row, pa.int32(), nullable=False)]))
+
+
+def _read_workbook(spark: SparkSession, path: str) -> _Sheet:
+    import fastexcel
 
     if is_remote(path):
         content = spark.read.format("binaryFile").load(path).select("content").first()[0]
-        source: io.BytesIO | str = io.BytesIO(bytes(content))
+        source: bytes | str = bytes(content)
     else:
         source = _local(path)
+    try:
+        sheet = _read_fastexcel(fastexcel.read_excel(source), path)
+    except fastexcel.FastExcelError as exc:  # not a workbook, or cells calamine does not read (#SPILL!, ...)
+        log.info("%s: fastexcel cannot read it (%s), reading it with openpyxl", path, str(exc).splitlines()[0])
+        sheet = None
+    return sheet or _read_openpyxl(io.BytesIO(source) if isinstance(source, bytes) else source, path)
+
+
+def _read_fastexcel(reader: fastexcel.ExcelReader, path: str) -> _Sheet | None:
+    """Read with fastexcel, every cell as text, in Arrow; None where that text might not be openpyxl's."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    first_missing = None
+    for index, title in enumerate(reader.sheet_names):
+        sheet = reader.load_sheet(index, header_row=None, skip_rows=0, dtypes="string")  # row 0 is sheet row 1
+        batch, errors = sheet.to_arrow_with_errors()
+        columns = _with_error_text(list(batch.columns), errors)
+        if columns is None:
+            return _declined(path, "an error cell of unknown text")
+        filled = pc.indices_nonzero(pc.invert(_blank_rows(columns))) if columns else pa.array([], pa.uint64())
+        header_cells = [c[filled[0].as_py()].as_py() for c in columns] if len(filled) else []
+        unsure = [c for c in header_cells if c is not None and _UNSURE_HEADER.fullmatch(c)]
+        if unsure:
+            return _declined(path, f"sheet {title!r}, header cell {unsure[0]!r}")
+        lead = [""] * sheet.available_columns()[0].absolute_index if header_cells else []  # columns before its first
+        header = lead + [c.strip() if c is not None else "" for c in header_cells]
+        missing = [c for c in CUSTOMER_FIELDS if c not in header]
+        if missing:
+            first_missing = first_missing or (title, missing)
+            continue
+        records = filled[1:]
+        cells = {name: columns[i - len(lead)].take(records) for i, name in enumerate(header) if name}
+        rows = pc.cast(pc.add(records, 1), pa.int32())
+        for name, texts in cells.items():
+            unsure = pc.index(pc.match_substring_regex(texts, _UNSURE_DATA), True).as_py()
+            if unsure >= 0:
+                return _declined(path, f"sheet row {rows[unsure]}, column {name!r} ({texts[unsure].as_py()!r})")
+        return _Sheet(header, cells, rows, file_uri(path))
+    raise _lacks_columns(path, first_missing)
+
+
+def _declined(path: str, where: str) -> None:
+    log.info("%s: %s may read differently with fastexcel than with openpyxl: reading it with openpyxl", path, where)
+
+
+def _with_error_text(columns: list[pa.Array], errors: fastexcel.CellErrors | None) -> list[pa.Array] | None:
+    """Put the text of error cells (``#N/A``), which fastexcel leaves null and reports apart, into their cells."""
+    import pyarrow as pa
+
+    if errors is None:
+        return columns
+    texts: dict[int, dict[int, str]] = {}
+    for error in errors.errors:
+        name = re.search(r"Error\((\w+)\)", error.detail)
+        text = _ERROR_TEXT.get(name.group(1)) if name else None
+        if text is None:
+            return None
+        row, column = error.offset_position
+        texts.setdefault(column, {})[row] = text
+    for column, by_row in texts.items():
+        values = columns[column].to_pylist()
+        for row, text in by_row.items():
+            values[row] = text
+        columns[column] = pa.array(values, pa.string())
+    return columns
+
+
+def _blank_rows(columns: list[pa.Array]) -> pa.BooleanArray:
+    import pyarrow.compute as pc
+
+    blank = None
+    for column in columns:
+        empty = pc.fill_null(pc.equal(pc.utf8_trim(column, characters=_WHITESPACE), ""), True)
+        blank = empty if blank is None else pc.and_(blank, empty)
+    return blank
+
+
+def _read_openpyxl(source: io.BytesIO | str, path: str) -> _Sheet:
+    from openpyxl import load_workbook
+
     try:
         workbook = load_workbook(source, read_only=True, data_only=True)
     except Exception as exc:
@@ -334,25 +479,33 @@ def _read_workbook(spark: SparkSession, path: str) -> tuple[list[str], list[dict
             header_row, header = _find_header(values)
             missing = [c for c in CUSTOMER_FIELDS if c not in header]
             if not missing:
-                return header, _sheet_records(values, header, header_row, file_uri(path))
+                cells, rows = _sheet_records(values, header, header_row)
+                return _Sheet(header, cells, rows, file_uri(path))
             first_missing = first_missing or (sheet.title, missing)
-        title, missing = first_missing or ("", list(CUSTOMER_FIELDS))
-        raise SourceError(f"{path}: sheet {title!r} lacks required column(s) {', '.join(missing)}")
+        raise _lacks_columns(path, first_missing)
     finally:
         workbook.close()
 
 
-def _sheet_records(values: Iterator[tuple], header: list[str], header_row: int, uri: str) -> list[dict[str, object]]:
-    named = [(i, name) for i, name in enumerate(header) if name]
-    records = []
+def _lacks_columns(path: str, first_missing: tuple[str, list[str]] | None) -> SourceError:
+    title, missing = first_missing or ("", list(CUSTOMER_FIELDS))
+    return SourceError(f"{path}: sheet {title!r} lacks required column(s) {', '.join(missing)}")
+
+
+def _sheet_records(values: Iterator[tuple], header: list[str], header_row: int) -> tuple[dict[str, pa.Array], pa.Array]:
+    """The records after the header (openpyxl values), column by column, and their row numbers."""
+    import pyarrow as pa
+
+    named = {name: i for i, name in enumerate(header) if name}  # a repeated name: its last column
+    texts: dict[str, list[str | None]] = {name: [] for name in named}
+    rows = []
     for row_number, cells in enumerate(values, start=header_row + 1):
         if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
             continue
-        record: dict[str, object] = {name: _cell_text(cells[i]) if i < len(cells) else None for i, name in named}
-        record[SOURCE_FILE] = uri
-        record[SOURCE_ROW] = row_number
-        records.append(record)
-    return records
+        for name, i in named.items():
+            texts[name].append(_cell_text(cells[i]) if i < len(cells) else None)
+        rows.append(row_number)
+    return {name: pa.array(t, pa.string()) for name, t in texts.items()}, pa.array(rows, pa.int32())
 
 
 def _find_header(values: Iterator[tuple]) -> tuple[int, list[str]]:
