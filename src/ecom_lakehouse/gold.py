@@ -38,3 +38,24 @@ def aggregate_profit(orders_enriched_df: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("order_lines"),
     )
     return aggregated.select(*[F.col(c).alias(c, metadata={"comment": COLUMN_COMMENTS[c]}) for c in aggregated.columns])
+
+
+_SIGNS = {"insert": 1, "update_postimage": 1, "delete": -1, "update_preimage": -1}
+
+
+def profit_changes(changes_df: DataFrame) -> DataFrame:
+    """Silver orders_enriched's row changes (its change data feed) -> what they add to each gold row: signed profit
+    and order-line count per grain key; keys the changes leave as they were are dropped.
+
+    Adding these to gold gives exactly :func:`aggregate_profit` of the changed silver (DECIMAL sums are exact).
+    """
+    sign = F.create_map(*[F.lit(x) for kind, value in _SIGNS.items() for x in (kind, value)])[F.col("_change_type")]
+    signed = changes_df.withColumn("_sign", sign).where(F.col("_sign").isNotNull())
+    return (
+        signed.groupBy(*GRAIN)
+        .agg(
+            F.sum(F.col("profit") * F.col("_sign")).cast(PROFIT_TYPE).alias("profit"),
+            F.sum("_sign").cast("long").alias("order_lines"),
+        )
+        .where((F.col("order_lines") != 0) | (F.col("profit") != 0))
+    )

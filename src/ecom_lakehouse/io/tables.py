@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from ecom_lakehouse.config import PipelineConfig
 from ecom_lakehouse.spark import on_databricks
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 
 # Spark conf key holding the local lakehouse directory, so notebooks run locally find it; unset on Databricks.
 LAKEHOUSE_ROOT_CONF = "ecom.lakehouse.root"
+_DELETE = "_ecom_delete"  # the MERGE source's marker of a key to delete
+
+
+def _insert(columns: list[str]) -> str:
+    names = ", ".join(f"`{c}`" for c in columns)
+    return f"INSERT ({names}) VALUES ({', '.join(f's.`{c}`' for c in columns)})"
+
+
 # Tables this process registered in the local catalog, with their location: a new process has an empty catalog.
 _REGISTERED: dict[str, str] = {}
 # Schemas this process created or found, with their location (None for managed).
@@ -123,7 +132,15 @@ class Lakehouse:
             return location is not None and (Path(location) / "_delta_log").is_dir()
         return self.spark.catalog.tableExists(self.config.table(layer, name))
 
-    def overwrite(self, df: DataFrame, layer: str, name: str, replace_where: str | None = None) -> int:
+    def overwrite(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        replace_where: str | None = None,
+        *,
+        properties: dict[str, str] | None = None,
+    ) -> int:
         """Replace the table's contents atomically in one Delta commit.
 
         Args:
@@ -131,7 +148,9 @@ class Lakehouse:
             layer: bronze, silver or gold.
             name: logical table name in conf/.
             replace_where: replace only the rows matching this predicate (the table must exist), e.g. one
-                dataset's rows of the shared quarantine table; without it, the whole table and its schema.
+                dataset's rows of the shared quarantine table (new columns are added); without it, the whole table
+                and its schema.
+            properties: Delta table properties to set (``delta.enableChangeDataFeed``); an overwrite keeps them.
 
         Returns:
             Rows written, read from the Delta commit's metrics (no second pass over the data).
@@ -141,9 +160,11 @@ class Lakehouse:
         self._register(layer, name)
         writer = df.write.format("delta").mode("overwrite")
         if replace_where and self.exists(layer, name):
-            writer = writer.option("replaceWhere", replace_where)
+            writer = writer.option("replaceWhere", replace_where).option("mergeSchema", "true")
         else:
             writer = writer.option("overwriteSchema", "true")
+        for key, value in (properties or {}).items():
+            writer = writer.option(key, value)
         location = self.location(layer, name)
         if location:
             writer = writer.option("path", location)
@@ -176,14 +197,77 @@ class Lakehouse:
         """
         if not self.exists(layer, name):
             return {"inserted": self.overwrite(df, layer, name), "updated": 0, "deleted": 0}
+        return self._merge(df, layer, name, f"t.`{key}` = s.`{key}`", [
+            f"WHEN MATCHED AND t.`{row_hash}` <> s.`{row_hash}` THEN UPDATE SET *",
+            "WHEN NOT MATCHED THEN INSERT *",
+            "WHEN NOT MATCHED BY SOURCE THEN DELETE",
+        ])  # fmt: skip
+
+    def merge_in_scope(self, df: DataFrame, layer: str, name: str, key: str, row_hash: str, scope: DataFrame) -> dict:
+        """Bring the rows of the keys in ``scope`` up to date with ``df`` in one MERGE; other rows are not touched.
+
+        A key of ``scope`` with a row in ``df`` is inserted, or updated when its ``row_hash`` differs; a key of
+        ``scope`` without one is deleted. ``df`` holds only keys of ``scope``.
+
+        Returns:
+            ``inserted``, ``updated`` and ``deleted`` row counts of the commit.
+        """
+        columns = df.columns
+        tombstones = scope.select(key).distinct().join(df.select(key), key, "left_anti")
+        source = df.withColumn(_DELETE, F.lit(False)).unionByName(
+            tombstones.withColumn(_DELETE, F.lit(True)), allowMissingColumns=True
+        )
+        update = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+        return self._merge(source, layer, name, f"t.`{key}` = s.`{key}`", [
+            f"WHEN MATCHED AND s.{_DELETE} THEN DELETE",
+            f"WHEN MATCHED AND t.`{row_hash}` <> s.`{row_hash}` THEN UPDATE SET {update}",
+            f"WHEN NOT MATCHED AND NOT s.{_DELETE} THEN {_insert(columns)}",
+        ])  # fmt: skip
+
+    def replace_in_scope(self, df: DataFrame, layer: str, name: str, key: str, scope: DataFrame, where: str) -> dict:
+        """Replace, in one MERGE, the rows matching ``where`` whose ``key`` is in ``scope`` by the rows of ``df``
+        (several rows may share a key, e.g. quarantined copies of one line; rows of ``df`` without a key are added).
+
+        Returns:
+            ``inserted`` and ``deleted`` row counts of the commit.
+        """
+        keys = scope.select(key).distinct().where(F.col(key).isNotNull()).withColumn(_DELETE, F.lit(True))
+        source = df.withColumn(_DELETE, F.lit(False)).unionByName(keys, allowMissingColumns=True)
+        condition = f"({where}) AND s.{_DELETE} AND t.`{key}` = s.`{key}`"
+        counts = self._merge(source, layer, name, condition, [
+            "WHEN MATCHED THEN DELETE", f"WHEN NOT MATCHED AND NOT s.{_DELETE} THEN {_insert(df.columns)}",
+        ])  # fmt: skip
+        return {"inserted": counts["inserted"], "deleted": counts["deleted"]}
+
+    def merge_sums(self, delta: DataFrame, layer: str, name: str, keys: list[str], sums: list[str], count: str) -> dict:
+        """Add ``delta`` (signed sums per key) to an aggregate table in one MERGE: a key whose ``count`` reaches zero
+        is deleted, a new key inserted. Keys are compared null-safe.
+
+        Returns:
+            ``inserted``, ``updated`` and ``deleted`` row counts of the commit.
+        """
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        update = ", ".join(f"t.`{c}` = t.`{c}` + s.`{c}`" for c in [*sums, count])
+        return self._merge(delta, layer, name, on, [
+            f"WHEN MATCHED AND t.`{count}` + s.`{count}` = 0 THEN DELETE",
+            f"WHEN MATCHED THEN UPDATE SET {update}",
+            f"WHEN NOT MATCHED THEN {_insert([*keys, *sums, count])}",
+        ])  # fmt: skip
+
+    def changes(self, layer: str, name: str, after_version: int) -> DataFrame:
+        """The table's row changes since ``after_version`` (its change data feed): every column plus
+        ``_change_type`` (insert, delete, update_preimage, update_postimage)."""
+        self._register(layer, name)
+        table = self.config.table(layer, name)
+        return self.spark.sql(f"SELECT * FROM table_changes('{table}', {after_version + 1})")
+
+    def _merge(self, source_df: DataFrame, layer: str, name: str, on: str, clauses: list[str]) -> dict[str, int]:
+        self._register(layer, name)
         source = f"_ecom_merge_source_{uuid.uuid4().hex[:12]}"
-        df.createOrReplaceTempView(source)
+        source_df.createOrReplaceTempView(source)
         try:
             result = self.spark.sql(
-                f"MERGE INTO {self.config.table(layer, name)} AS t USING {source} AS s ON t.{key} = s.{key} "
-                f"WHEN MATCHED AND t.{row_hash} <> s.{row_hash} THEN UPDATE SET * "
-                "WHEN NOT MATCHED THEN INSERT * "
-                "WHEN NOT MATCHED BY SOURCE THEN DELETE"
+                f"MERGE INTO {self.config.table(layer, name)} AS t USING {source} AS s ON {on} " + " ".join(clauses)
             ).first()
         finally:
             self.spark.catalog.dropTempView(source)

@@ -19,7 +19,8 @@ RUNS_SCHEMA = (
     "run_id string, recorded_at timestamp, started_at timestamp, ended_at timestamp, status string, "
     "input_path string, error string, rows map<string,bigint>, rule_counts map<string,bigint>, "
     "reconciliation map<string,string>, full_refresh boolean, step string, seconds map<string,double>, "
-    "changed array<string>, plan array<string>"
+    "changed array<string>, plan array<string>, incremental boolean, base_versions map<string,bigint>, "
+    "versions map<string,bigint>"
 )
 RUNNING, SUCCEEDED, FAILED, UNCHANGED, ABANDONED = "running", "succeeded", "failed", "unchanged", "abandoned"
 FINISHED = (SUCCEEDED, UNCHANGED)  # the tables are complete and reconciled

@@ -58,6 +58,9 @@ class PipelineRun:
         changed: datasets whose bronze table this run changed.
         plan: the steps after bronze this run runs; None until bronze decided (or when a step runs on its own).
         previous_finished: the run before this one left complete tables (``succeeded`` or ``unchanged``).
+        incremental: silver orders and gold are brought up to date from what changed (the previous run finished,
+            no full refresh), not recomputed from all of bronze.
+        base_versions: the table versions the previous finished run left (silver orders: what gold was built from).
     """
 
     lakehouse: Lakehouse
@@ -71,6 +74,8 @@ class PipelineRun:
     changed: set[str] = field(default_factory=set)
     plan: list[str] | None = None
     previous_finished: bool = False
+    incremental: bool = False
+    base_versions: dict[str, int] = field(default_factory=dict)
     outcome: dict[str, object] = field(default_factory=dict)  # reconciliation figures and rule counts, after gold
     _written: list[tuple[str, int, float]] = field(default_factory=list)
 
@@ -92,7 +97,8 @@ class PipelineRun:
         return {"run_id": self.run_id, "started_at": self.started_at, "ended_at": ended, "status": status,
                 "input_path": self.input_path, "full_refresh": self.full_refresh, "rows": dict(self.rows),
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}, "changed": sorted(self.changed),
-                "plan": self.plan, **extra}  # fmt: skip
+                "plan": self.plan, "incremental": self.incremental, "base_versions": self.base_versions,
+                **extra}  # fmt: skip
 
     def record(self, status: str, **extra: object) -> None:
         """Append the run's state with ``status`` to ``pipeline_runs``."""
@@ -119,6 +125,8 @@ def start_run(
     history.mark_abandoned_runs(lakehouse, run.run_id)
     previous = history.latest_run(lakehouse, other_than=run.run_id)
     run.previous_finished = previous is not None and previous["status"] in history.FINISHED
+    if run.previous_finished:
+        run.base_versions = dict(previous.get("versions") or previous.get("base_versions") or {})
     run.record(history.RUNNING)
     return run
 
@@ -138,7 +146,8 @@ def resume_run(lakehouse: Lakehouse, run_id: str) -> PipelineRun:
     return PipelineRun(
         lakehouse, run_id, state.get("input_path"), bool(state.get("full_refresh")), state["started_at"],
         state["status"], dict(state.get("rows") or {}), dict(state.get("seconds") or {}),
-        set(state.get("changed") or ()), state.get("plan"),
+        set(state.get("changed") or ()), state.get("plan"), incremental=bool(state.get("incremental")),
+        base_versions=dict(state.get("base_versions") or {}),
     )  # fmt: skip
 
 
@@ -146,6 +155,7 @@ def _plan_after_bronze(run: PipelineRun) -> list[str]:
     lakehouse = run.lakehouse
     if not run.changed and run.previous_finished and lakehouse.exists("gold", "profit"):
         return []
+    run.incremental = run.previous_finished and not run.full_refresh
     rebuild_dimensions = (
         run.full_refresh
         or not run.previous_finished
@@ -167,7 +177,9 @@ def _bronze(run: PipelineRun) -> None:
 def _gold(run: PipelineRun) -> dict[str, object]:
     steps.build_gold(run.lakehouse, run)
     figures = reconcile(run.lakehouse)
-    return {"reconciliation": {k: str(v) for k, v in figures.items()}, "rule_counts": rule_counts(run.lakehouse)}
+    versions = {steps.SILVER_ORDERS_VERSION: run.lakehouse.version("silver", "orders")}
+    return {"reconciliation": {k: str(v) for k, v in figures.items()}, "rule_counts": rule_counts(run.lakehouse),
+            "versions": versions}  # fmt: skip
 
 
 _STEP_BODIES: dict[str, Callable[[PipelineRun], dict[str, object] | None]] = {

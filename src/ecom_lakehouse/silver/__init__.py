@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.quality.expectations import ERRORS, WARNINGS
+from ecom_lakehouse.quality.expectations import ERRORS
 
 UNKNOWN = "Unknown"
 METADATA_COLUMNS = ("_source_file", "_source_row", "_ingested_at", "_run_id", "_source_sha256", "_corrupt_record")
@@ -37,19 +37,25 @@ def with_quarantine_record(df: DataFrame) -> DataFrame:
 
 
 def to_quarantine(dataset: str) -> Callable[[DataFrame], DataFrame]:
-    """Curried transform: rows carrying ``_errors`` (after :func:`with_quarantine_record`) -> quarantine records."""
+    """Curried transform: rows carrying ``_errors`` (after :func:`with_quarantine_record`) -> quarantine records.
+
+    Order lines also keep their Row ID and content hash, so an incremental run finds the records a new file
+    corrects or duplicates. (A record's flags are not kept: a quarantined record is not used.)
+    """
 
     def transform(df: DataFrame) -> DataFrame:
         source_row = F.col("_raw._source_row") if "_source_row" in df.select("_raw.*").columns else F.lit(None)
+        has_line_key = "_content_hash" in df.columns
         return df.select(
             F.lit(dataset).alias("dataset"),
             F.col(ERRORS).alias("reasons"),
-            F.col(WARNINGS).alias("warnings"),
             F.col("_record").alias("record"),
             F.col("_raw._source_file").alias("source_file"),
             source_row.cast("int").alias("source_row"),
             F.col("_raw._run_id").alias("run_id"),
             F.col("_raw._ingested_at").alias("ingested_at"),
+            (F.col("row_id") if has_line_key else F.lit(None)).cast("bigint").alias("row_id"),
+            (F.col("_content_hash") if has_line_key else F.lit(None)).cast("string").alias("content_hash"),
         )
 
     return transform

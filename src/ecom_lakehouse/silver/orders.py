@@ -24,6 +24,22 @@ CONTENT_COLUMNS = (
     "order_id", "order_date", "ship_date", "ship_mode", "customer_id", "product_id",
     "quantity", "sales", "discount", "profit",
 )  # fmt: skip
+# What a line takes from the dimensions (the enrichment and what the checks read): a line whose dimension rows change
+# these is re-enriched.
+DIMENSION_COLUMNS = (
+    "customer_name", "country", "segment", "region", "is_customer_known",
+    "product_name", "category", "sub_category", "unit_price", "unit_price_max", "is_product_known",
+)  # fmt: skip
+
+
+def content_hash() -> Column:
+    """SHA-256 of a typed line's content (every field but the Row ID): identical lines have the same hash."""
+    return F.sha2(F.to_json(F.struct(*CONTENT_COLUMNS)), 256)
+
+
+def dimension_hash() -> Column:
+    """SHA-256 of what an enriched line took from the dimensions (:data:`DIMENSION_COLUMNS`)."""
+    return F.sha2(F.to_json(F.struct(*DIMENSION_COLUMNS)), 256)
 
 
 def parse_date(raw: Column) -> Column:
@@ -79,7 +95,7 @@ def with_line_key_stats(df: DataFrame) -> DataFrame:
     ``_row_id_variants``: distinct contents seen under the line's Row ID; ``_row_id_rank``: the copy's position
     (by source file, then content); ``_same_content_lines``: distinct Row IDs carrying identical content.
     """
-    content = F.sha2(F.to_json(F.struct(*CONTENT_COLUMNS)), 256)
+    content = content_hash()
     by_row_id = Window.partitionBy("row_id")
     has_key = F.col("row_id").isNotNull()
     return (
@@ -104,6 +120,15 @@ def _enrich_with_dimension(
         return joined.withColumn(known_flag, F.coalesce(known_flag, F.lit(False))).withColumns(
             {c: F.coalesce(c, F.lit(UNKNOWN)) for c in labelled}
         )
+
+    return transform
+
+
+def enrich_with_dimensions(customers_df: DataFrame, products_df: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Both enrichments (:func:`enrich_with_customers`, :func:`enrich_with_products`) in order."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.transform(enrich_with_customers(customers_df)).transform(enrich_with_products(products_df))
 
     return transform
 
@@ -137,8 +162,7 @@ def checked_orders(bronze_df: DataFrame, customers_df: DataFrame, products_df: D
         bronze_df.transform(with_typed_orders)
         .transform(filter_current_versions)
         .transform(with_line_key_stats)
-        .transform(enrich_with_customers(customers_df))
-        .transform(enrich_with_products(products_df))
+        .transform(enrich_with_dimensions(customers_df, products_df))
         .transform(with_quality_results("orders"))
         .transform(with_quarantine_record)
     )
@@ -155,13 +179,16 @@ def select_orders_enriched(df: DataFrame) -> DataFrame:
         F.col(WARNINGS).alias("quality_flags"),
         F.col("_raw._source_file").alias("_source_file"),
         F.col("_raw._run_id").alias("_run_id"),
+        "_content_hash",
+        dimension_hash().alias("_dimension_hash"),
     ).transform(with_row_hash)  # fmt: skip
 
 
 def with_row_hash(df: DataFrame) -> DataFrame:
-    """Add ``_row_hash`` over the business columns, so a MERGE rewrites only lines whose content changed."""
-    business = [c for c in df.columns if not c.startswith("_")]
-    return df.withColumn("_row_hash", F.sha2(F.to_json(F.struct(*business)), 256))
+    """Add ``_row_hash`` over the business columns and what the line took from the dimensions, so a MERGE rewrites
+    only lines that changed (a product's new price changes no visible column, but what the checks read)."""
+    hashed = [c for c in df.columns if not c.startswith("_") or c == "_dimension_hash"]
+    return df.withColumn("_row_hash", F.sha2(F.to_json(F.struct(*hashed)), 256))
 
 
 def build_orders_enriched(checked_df: DataFrame) -> DataFrame:
