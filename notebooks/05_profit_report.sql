@@ -24,17 +24,22 @@ USE IDENTIFIER(:catalog || '.' || :gold_schema);
 
 -- MAGIC %md
 -- MAGIC ## Profit by year
+-- MAGIC
+-- MAGIC With the profit that order lines flagged as value anomalies carry (`anomaly_profit`, `anomaly_lines`): they are
+-- MAGIC kept and counted, so the totals never change because of a flag; the share says how much of a year's figure
+-- MAGIC rests on lines an analyst should check.
 
 -- COMMAND ----------
 
 -- DBTITLE 1,profit_by_year
 CREATE OR REPLACE VIEW profit_by_year
-COMMENT 'Total profit (USD, DECIMAL) per order year.'
-AS SELECT year, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit
+COMMENT 'Total profit (USD, DECIMAL) per order year; anomaly_profit: the part of it carried by the anomaly_lines order lines flagged as value anomalies (kept, counted in profit).'
+AS SELECT year, CAST(SUM(profit) AS DECIMAL(28, 2)) AS profit, CAST(SUM(anomaly_profit) AS DECIMAL(28, 2)) AS anomaly_profit,
+  CAST(SUM(anomaly_lines) AS BIGINT) AS anomaly_lines
 FROM profit_aggregate
 GROUP BY year;
 
-SELECT year, profit FROM profit_by_year ORDER BY year;
+SELECT year, profit, anomaly_profit, anomaly_lines FROM profit_by_year ORDER BY year;
 
 -- COMMAND ----------
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ecom_lakehouse.quality.expectations import anomalies_for
+
 GRAIN = ("year", "category", "sub_category", "customer_id", "customer_name")
 PROFIT_TYPE = "decimal(28,2)"
+SUMS = ["profit", "anomaly_lines", "anomaly_profit"]  # the columns an incremental run adds to (with order_lines)
 
 TABLE_COMMENT = (
     "Profit (USD) by order year, product category and sub-category, and customer; one row per combination. "
@@ -21,6 +24,8 @@ COLUMN_COMMENTS = {
     "customer_name": "Cleaned customer name; Unknown when the customer or its name is missing",
     "profit": "Sum of the order lines' profit, each rounded half-up to 2 decimals (exact DECIMAL)",
     "order_lines": "Number of order lines summed",
+    "anomaly_lines": "Order lines among them flagged as a value anomaly (quality_flags); kept and counted in profit",
+    "anomaly_profit": "Profit carried by those flagged lines (part of profit, exact DECIMAL)",
 }
 
 
@@ -33,9 +38,12 @@ def aggregate_profit(orders_enriched_df: DataFrame) -> DataFrame:
     Returns:
         One row per (year, category, sub_category, customer_id, customer_name).
     """
+    flagged = _is_anomaly()
     aggregated = orders_enriched_df.groupBy(*GRAIN).agg(
         F.sum("profit").cast(PROFIT_TYPE).alias("profit"),
         F.count(F.lit(1)).alias("order_lines"),
+        F.count(F.when(flagged, 1)).alias("anomaly_lines"),
+        F.coalesce(F.sum(F.when(flagged, F.col("profit"))), F.lit(0)).cast(PROFIT_TYPE).alias("anomaly_profit"),
     )
     return aggregated.select(*[F.col(c).alias(c, metadata={"comment": COLUMN_COMMENTS[c]}) for c in aggregated.columns])
 
@@ -51,11 +59,25 @@ def profit_changes(changes_df: DataFrame) -> DataFrame:
     """
     sign = F.create_map(*[F.lit(x) for kind, value in _SIGNS.items() for x in (kind, value)])[F.col("_change_type")]
     signed = changes_df.withColumn("_sign", sign).where(F.col("_sign").isNotNull())
+    flagged = F.when(_is_anomaly(), F.col("_sign")).otherwise(0)
     return (
         signed.groupBy(*GRAIN)
         .agg(
             F.sum(F.col("profit") * F.col("_sign")).cast(PROFIT_TYPE).alias("profit"),
             F.sum("_sign").cast("long").alias("order_lines"),
+            F.sum(flagged).cast("long").alias("anomaly_lines"),
+            F.sum(F.col("profit") * flagged).cast(PROFIT_TYPE).alias("anomaly_profit"),
         )
-        .where((F.col("order_lines") != 0) | (F.col("profit") != 0))
+        .where(
+            (F.col("order_lines") != 0)
+            | (F.col("profit") != 0)
+            | (F.col("anomaly_lines") != 0)
+            | (F.col("anomaly_profit") != 0)
+        )
     )
+
+
+def _is_anomaly() -> F.Column:
+    """The line carries a value-anomaly flag (the rules that declare an effect)."""
+    reasons = [e.reason for e in anomalies_for("orders")]
+    return F.exists("quality_flags", lambda flag: flag.isin(reasons))

@@ -86,6 +86,27 @@ def test_the_terminal_shows_progress_a_summary_and_a_compact_report(cli_run, exp
     assert {name: len([row for row in rows if row]) for name, rows in sections.items()} == sizes
 
 
+def test_the_profit_flagged_lines_carry_is_reported_per_year_and_listed_by_ecom_quality(cli_run):
+    """The sample carries 9 injected value anomalies (_anomalies.csv): the report's anomaly columns name exactly those
+    lines' profit per year, and `ecom quality` lists each rule's lines."""
+    import csv
+
+    injected = list(csv.DictReader((SAMPLE_DIR / "_anomalies.csv").open(encoding="utf-8")))
+    orders = {str(o["Row ID"]): o for o in json.loads((SAMPLE_DIR / "orders_export.json").read_text(encoding="utf-8"))}
+    expected: dict[int, list] = {}
+    for anomaly in injected:
+        line = orders[anomaly["row_id"]]
+        year = int(line["Order Date"].split("/")[-1])
+        expected.setdefault(year, []).append(_decimal(line["Profit"]))
+    by_year = {
+        r["year"]: (_decimal(r["anomaly_profit"]), r["anomaly_lines"]) for r in cli_run["report"]["profit_by_year"]
+    }
+    assert by_year == {y: (sum(expected.get(y, []), Decimal("0.00")), len(expected.get(y, []))) for y in by_year}
+    quality = cli_run["read_only"][2].stdout
+    for rule in ("price_out_of_scale", "profit_margin_implausible", "profit_zero_implausible"):
+        assert f"  {rule}: 3 lines." in quality
+
+
 def test_read_only_commands_write_nothing(cli_run):
     assert cli_run["files_after"] == cli_run["files_before"]
     assert "n\n" in cli_run["read_only"][1].stdout and "238" in cli_run["read_only"][1].stdout

@@ -245,24 +245,45 @@ def test_malformed_json_record_is_quarantined_with_its_text(spark, tmp_path, dim
 
 def test_gold_aggregates_profit_at_its_grain_as_decimal(spark):
     schema = (
-        "year int, category string, sub_category string, customer_id string, customer_name string, profit decimal(18,2)"
+        "year int, category string, sub_category string, customer_id string, customer_name string, "
+        "profit decimal(18,2), quality_flags array<string>"
     )
     silver = spark.createDataFrame(
-        [(2016, "Furniture", "Chairs", "AA-1", "Ann", Decimal("1.10")),
-         (2016, "Furniture", "Chairs", "AA-1", "Ann", Decimal("2.25")),
-         (2017, "Furniture", "Chairs", "AA-1", "Ann", Decimal("-0.05")),
-         (2016, "Unknown", "Unknown", "AA-1", "Ann", Decimal("5.00"))],
+        [(2016, "Furniture", "Chairs", "AA-1", "Ann", Decimal("1.10"), []),
+         (2016, "Furniture", "Chairs", "AA-1", "Ann", Decimal("2.25"), ["price_out_of_scale", "customer_unknown"]),
+         (2017, "Furniture", "Chairs", "AA-1", "Ann", Decimal("-0.05"), ["product_unknown"]),
+         (2016, "Unknown", "Unknown", "AA-1", "Ann", Decimal("5.00"), None)],
         schema,
     )  # fmt: skip
     expected = spark.createDataFrame(
-        [(2016, "Furniture", "Chairs", "AA-1", "Ann", Decimal("3.35"), 2),
-         (2016, "Unknown", "Unknown", "AA-1", "Ann", Decimal("5.00"), 1),
-         (2017, "Furniture", "Chairs", "AA-1", "Ann", Decimal("-0.05"), 1)],
-        schema.replace("decimal(18,2)", "decimal(28,2)") + ", order_lines long",
+        [(2016, "Furniture", "Chairs", "AA-1", "Ann", Decimal("3.35"), 2, 1, Decimal("2.25")),
+         (2016, "Unknown", "Unknown", "AA-1", "Ann", Decimal("5.00"), 1, 0, Decimal("0.00")),
+         (2017, "Furniture", "Chairs", "AA-1", "Ann", Decimal("-0.05"), 1, 0, Decimal("0.00"))],
+        "year int, category string, sub_category string, customer_id string, customer_name string, "
+        "profit decimal(28,2), order_lines long, anomaly_lines long, anomaly_profit decimal(28,2)",
     )  # fmt: skip
     actual = gold.aggregate_profit(silver)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
     assert actual.schema["profit"].metadata["comment"].startswith("Sum of the order lines")
+
+
+def test_gold_changes_from_silver_change_feed_add_up_to_the_new_aggregate(spark):
+    """Pre and post images, inserts and deletes -> the signed sums that turn the old gold into the new one."""
+    columns = "year int, category string, sub_category string, customer_id string, customer_name string, " \
+        "profit decimal(18,2), quality_flags array<string>, _change_type string"  # fmt: skip
+    changes = spark.createDataFrame(
+        [(2016, "F", "Chairs", "AA-1", "Ann", Decimal("2.00"), [], "update_preimage"),
+         (2016, "F", "Chairs", "AA-1", "Ann", Decimal("2.50"), ["profit_margin_implausible"], "update_postimage"),
+         (2016, "F", "Chairs", "AA-1", "Ann", Decimal("1.00"), [], "delete"),
+         (2017, "F", "Chairs", "BB-2", "Bea", Decimal("4.00"), [], "insert"),
+         (2017, "F", "Chairs", "BB-2", "Bea", Decimal("4.00"), [], "update_preimage"),  # an unchanged rewrite
+         (2017, "F", "Chairs", "BB-2", "Bea", Decimal("4.00"), [], "update_postimage")],
+        columns,
+    )  # fmt: skip
+    rows = {r.customer_id: r for r in gold.profit_changes(changes).collect()}
+    assert (rows["AA-1"].profit, rows["AA-1"].order_lines) == (Decimal("-0.50"), -1)
+    assert (rows["AA-1"].anomaly_lines, rows["AA-1"].anomaly_profit) == (1, Decimal("2.50"))
+    assert (rows["BB-2"].profit, rows["BB-2"].order_lines, rows["BB-2"].anomaly_lines) == (Decimal("4.00"), 1, 0)
 
 
 def test_source_fingerprint_matches_paths_whatever_scheme_spark_reports(spark):

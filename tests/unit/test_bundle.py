@@ -48,7 +48,7 @@ EXPECTED_TASK_ORDER = ["bronze_ingest", "silver_dimensions", "silver_orders", "g
 JOB_SCHEMA_PARAMETERS = {"catalog", "bronze_schema", "silver_schema", "gold_schema"}
 GOLD_VIEWS = {"profit_by_year", "profit_by_year_category", "profit_by_customer", "profit_by_customer_year"}
 GOLD_VIEW_COLUMNS = {
-    "profit_by_year": {"year", "profit"},
+    "profit_by_year": {"year", "profit", "anomaly_profit", "anomaly_lines"},
     "profit_by_year_category": {"year", "category", "profit"},
     "profit_by_customer": {"customer_id", "customer_name", "profit"},
     "profit_by_customer_year": {"customer_id", "customer_name", "year", "profit"},
@@ -470,6 +470,7 @@ def test_dashboard_queries_read_gold_views_unqualified() -> None:
         "profit_by_year_category",
         "top_customers",
         "bottom_customers",
+        "anomaly_profit_by_year",
         "profit_by_customer_year",
     }
     for name, sql in queries.items():

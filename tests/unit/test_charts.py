@@ -136,7 +136,7 @@ def test_profit_by_year_spec(specs: dict[str, dict], report: Report) -> None:
     bars = _encoding(spec, "bar")
     assert bars["x"]["field"] == "year" and bars["x"]["type"] == "ordinal"
     assert bars["y"]["field"] == "profit" and bars["y"]["type"] == "quantitative"
-    assert [t["field"] for t in bars["tooltip"]] == ["year", "profit_label"]
+    assert [t["field"] for t in bars["tooltip"]] == ["year", "profit_label", "anomalies"]
     for layer in spec["layer"][1:]:
         assert layer["encoding"]["text"]["field"] == "profit_label"
     values = _values(spec)
@@ -144,6 +144,16 @@ def test_profit_by_year_spec(specs: dict[str, dict], report: Report) -> None:
     assert [v["profit_label"] for v in values] == [f"{r['profit']:,.2f}" for r in report["profit_by_year"]]
     assert values[1]["profit_label"] == "-4,321.05" and values[1]["sign"] == "loss"
     assert values[1]["profit"] == -4321.05  # the float is only the bar's position
+
+
+def test_profit_by_year_tooltip_shows_the_profit_of_flagged_lines() -> None:
+    rows = [
+        {"year": 2014, "profit": Decimal("100.00"), "anomaly_profit": Decimal("-1234.50"), "anomaly_lines": 2},
+        {"year": 2015, "profit": Decimal("50.00"), "anomaly_profit": Decimal("0.00"), "anomaly_lines": 0},
+        {"year": 2016, "profit": Decimal("75.00")},  # a report from before the anomaly columns
+    ]
+    values = _values(charts({"profit_by_year": rows})["profit_by_year"].to_dict())
+    assert [v["anomalies"] for v in values] == ["-1,234.50 on 2 lines", "0.00 on 0 lines", "-"]
 
 
 def test_profit_by_year_category_spec(specs: dict[str, dict]) -> None:

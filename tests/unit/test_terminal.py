@@ -83,7 +83,9 @@ def test_plain_progress_lines_leave_out_the_live_status_and_debug_records(capsys
 
 def test_report_results_are_named_by_the_notebooks_cell_titles():
     assert list(report_module.report_queries()) == list(REPORT_NAMES)
-    assert report_module.report_queries()["profit_by_year"].startswith("SELECT year, profit FROM profit_by_year")
+    assert report_module.report_queries()["profit_by_year"].startswith(
+        "SELECT year, profit, anomaly_profit, anomaly_lines FROM profit_by_year"
+    )
 
 
 def test_a_report_name_without_its_titled_cell_is_a_clear_error(tmp_path, monkeypatch):

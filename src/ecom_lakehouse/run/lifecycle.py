@@ -160,7 +160,7 @@ def _plan_after_bronze(run: PipelineRun) -> list[str]:
         run.full_refresh
         or not run.previous_finished
         or bool(run.changed & set(steps.DIMENSIONS))
-        or not lakehouse.exists("silver", "customers")
+        or not steps.dimensions_current(lakehouse)
     )
     return [*([SILVER_DIMENSIONS] if rebuild_dimensions else []), SILVER_ORDERS, GOLD]
 

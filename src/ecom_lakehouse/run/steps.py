@@ -135,6 +135,13 @@ def _write_quarantine(lakehouse: Lakehouse, run: PipelineRun, checked: dict[str,
         rows.append(lakehouse.overwrite(quarantined, "silver", "quarantine", replace_where=only_these))
 
 
+def dimensions_current(lakehouse: Lakehouse) -> bool:
+    """Silver customers and products exist with the columns this version writes (else they are rebuilt)."""
+    return lakehouse.exists("silver", "customers") and _has_columns(
+        lakehouse, ("silver", "products"), ["unit_price_min", "unit_price_max"]
+    )
+
+
 def build_silver_dimensions(lakehouse: Lakehouse, run: PipelineRun) -> None:
     """Bronze customers and products -> silver customers and products (+ their quarantined records)."""
     with (
@@ -221,13 +228,13 @@ def build_gold(lakehouse: Lakehouse, run: PipelineRun) -> None:
     """
     table = lakehouse.config.table("gold", "profit")
     base = (run.base_versions or {}).get(SILVER_ORDERS_VERSION)
-    if run.incremental and base is not None and lakehouse.exists("gold", "profit"):
+    if run.incremental and base is not None and _has_columns(lakehouse, ("gold", "profit"), gold.SUMS):
         current = lakehouse.version("silver", "orders")
         try:
             with run.table_step(table) as rows:
                 if current != base:
                     delta = gold.profit_changes(lakehouse.changes("silver", "orders", base))
-                    merged = lakehouse.merge_sums(delta, "gold", "profit", list(gold.GRAIN), ["profit"], "order_lines")
+                    merged = lakehouse.merge_sums(delta, "gold", "profit", list(gold.GRAIN), gold.SUMS, "order_lines")
                     log.debug("%s: merge %s", table, merged)
                     rows.append(sum(merged.values()))
             return
@@ -238,6 +245,11 @@ def build_gold(lakehouse: Lakehouse, run: PipelineRun) -> None:
     with run.table_step(table) as rows:
         rows.append(lakehouse.overwrite(gold.aggregate_profit(lakehouse.read("silver", "orders")), "gold", "profit"))
     lakehouse.comment("gold", "profit", gold.TABLE_COMMENT)
+
+
+def _has_columns(lakehouse: Lakehouse, table: tuple[str, str], columns: list[str]) -> bool:
+    """The table exists with these columns (a table written by an older version may lack some: it is rebuilt)."""
+    return lakehouse.exists(*table) and set(columns) <= set(lakehouse.read(*table).columns)
 
 
 SILVER_ORDERS_VERSION = "silver.orders"  # the key of silver orders' version in a run's versions

@@ -161,7 +161,8 @@ def profit_by_year_chart(rows: Rows) -> alt.Chart | alt.LayerChart:
     """Bars of profit by year, losses in red below zero, each labelled with its exact profit.
 
     Args:
-        rows: ``profit_by_year`` rows (``year``, ``profit``).
+        rows: ``profit_by_year`` rows (``year``, ``profit``; ``anomaly_profit`` and ``anomaly_lines``, the part
+            flagged lines carry, in the tooltip).
 
     Returns:
         The chart (a "No data" text chart when there are no rows).
@@ -169,7 +170,7 @@ def profit_by_year_chart(rows: Rows) -> alt.Chart | alt.LayerChart:
     alt = _altair()
     title = CHART_TITLES["profit_by_year"]
     ordered = sorted(_priced(rows), key=lambda x: _sort_key(x[0].get("year")))
-    data = [_profit(p, _text(r.get("year")), year=_year(r.get("year"))) for r, p in ordered]
+    data = [_profit(p, _text(r.get("year")), year=_year(r.get("year")), anomalies=_anomalies(r)) for r, p in ordered]
     if not data:
         return _no_data(title)
     base = alt.Chart(alt.Data(values=data)).encode(
@@ -179,9 +180,17 @@ def profit_by_year_chart(rows: Rows) -> alt.Chart | alt.LayerChart:
     bars = base.mark_bar().encode(
         color=_sign_color(),
         description="description:N",
-        tooltip=_tooltip(Year="year:O", Profit="profit_label:N"),
+        tooltip=_tooltip(Year="year:O", Profit="profit_label:N", **{"On lines flagged as anomalies": "anomalies:N"}),
     )
     return alt.layer(bars, *_bar_labels(base, vertical=True)).properties(title=title, width=560, height=320)
+
+
+def _anomalies(row: dict[str, object]) -> str:
+    """``"-200.54 on 2 lines"``: the profit that flagged lines carry in a ``profit_by_year`` row (exact text)."""
+    amount = _decimal(row.get("anomaly_profit"))
+    if amount is None:
+        return "-"
+    return f"{money(amount)} on {row.get('anomaly_lines') or 0} lines"
 
 
 def profit_by_year_category_chart(rows: Rows) -> alt.Chart:

@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     from ecom_lakehouse.run.history import latest_run
-    from ecom_lakehouse.tools.quality import quality_report
+    from ecom_lakehouse.tools.quality import anomaly_report, quality_report
 
     lakehouse = _open_lakehouse(args.lakehouse)
     run = latest_run(lakehouse, args.run_id)
@@ -105,6 +105,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     if run is None:
         raise EcomError(f"no pipeline run recorded{' with id ' + args.run_id if args.run_id else ''}; run `ecom run`")
     sys.stdout.write(quality_report(run))
+    if lakehouse.exists("silver", "orders"):
+        sys.stdout.write(anomaly_report(lakehouse))
     return 0
 
 

@@ -1,8 +1,14 @@
-"""The data-quality report ``ecom quality`` prints: one run's record from ``pipeline_runs``, as text."""
+"""The data-quality report ``ecom quality`` prints: one run's record from ``pipeline_runs`` and the value anomalies of
+the current order lines, as text; and the summary ``ecom run`` ends with."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ecom_lakehouse.quality.expectations import EXPECTATIONS
+
+if TYPE_CHECKING:
+    from ecom_lakehouse.io.tables import Lakehouse
 
 
 def quality_report(run: dict) -> str:
@@ -58,3 +64,39 @@ def run_summary(run: dict, wall_seconds: float) -> list[str]:
             f"profit {f('profit.silver')} in silver = gold"
         )
     return lines
+
+
+TOP_ANOMALIES = 10
+_LINE_COLUMNS = ("row_id", "year", "customer_id", "product_id", "sub_category", "quantity", "sales", "discount",
+                 "profit")  # fmt: skip
+
+
+def anomaly_report(lakehouse: Lakehouse) -> str:
+    """The value-anomaly rules on the current silver order lines: per rule, the lines it flags, the money at stake
+    (its ``effect``), the profit those lines carry per year, and the lines with the largest effect."""
+    from pyspark.sql import functions as F
+
+    from ecom_lakehouse.quality.expectations import anomalies_for
+
+    orders = lakehouse.read("silver", "orders")
+    lines = ["", "value anomalies (kept and counted in every total; the lines an analyst should check):"]
+    for rule in anomalies_for("orders"):
+        flagged = orders.where(F.array_contains("quality_flags", rule.reason)).withColumn("effect", rule.effect())
+        per_year = flagged.groupBy("year").agg(F.count(F.lit(1)).alias("n"), F.sum("profit").alias("profit"))
+        years = sorted(per_year.collect(), key=lambda r: r["year"])
+        total = sum(r["n"] for r in years)
+        lines.append(f"  {rule.reason}: {total:,} lines. {rule.description}")
+        if not total:
+            continue
+        lines.append(
+            "    profit they carry, per year: " + ", ".join(f"{r['year']} {r['profit']} ({r['n']})" for r in years)
+        )
+        top = flagged.orderBy(F.abs("effect").desc(), "row_id").limit(TOP_ANOMALIES).select(*_LINE_COLUMNS, "effect")
+        rows = [r.asDict() for r in top.collect()]
+        header = "  ".join(f"{c:>12}" for c in (*_LINE_COLUMNS, "effect"))
+        lines += [f"    {header}"] + ["    " + "  ".join(f"{_text(r[c]):>12}" for c in r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
