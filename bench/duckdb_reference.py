@@ -29,7 +29,11 @@ generated data):
   whitespace, there by Python's ``str.strip()``.
 - Quarantine ``record`` JSON lists null fields as ``null`` (Spark's ``to_json`` omits them); ``_source_file`` is a
   plain path for orders and products.
-- The ``sales_price_mismatch`` tolerance is compared in DECIMAL (Spark compares the 0.25 literal as a DOUBLE).
+- The value-anomaly rules (``price_out_of_scale``, ``profit_margin_implausible``, ``profit_zero_implausible``) are
+  the pipeline's comparisons multiplied out, in exact DECIMAL arithmetic, with their constants copied from
+  ``quality/expectations.py``. Spark caps a product's precision at 38 digits by rounding its scale: the right-hand
+  side of ``price_out_of_scale`` keeps 8 decimals there (``decimal(38,8)``), all 12 here, which can only matter for a
+  sales amount within 10^-8 of the limit.
 - Row ID and Quantity must be an optionally signed run of digits (``12.0`` is not an integer); Spark's ANSI
   ``try_cast`` should agree, but that edge was not checked against Spark.
 
@@ -51,6 +55,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +68,24 @@ from ecom_lakehouse.tools.render import render_json
 __all__ = ["REPORT_NAMES", "ReferenceResult", "clean_name_sql", "discover_sources", "render_json", "run_reference"]
 
 UNKNOWN = "Unknown"
-SALES_PRICE_TOLERANCE = "0.25"
+
+# Value-anomaly constants, copied from ecom_lakehouse/quality/expectations.py (PRICE_SCALE_LIMIT, COST_SHARE_BANDS,
+# COST_SHARE_ANY, PROFIT_TOLERANCE; the reasons for each value are there). Copied, not imported, so that the reference
+# stays independent of the pipeline's Spark code; tests/unit/test_bench.py checks that the copies are equal.
+PRICE_SCALE_LIMIT = Decimal("20")
+COST_SHARE_BANDS: dict[str, tuple[Decimal, Decimal]] = {
+    sub_category: (Decimal(low), Decimal(high))
+    for sub_category, low, high in (
+        ("Accessories", "0.52", "0.94"), ("Appliances", "0.55", "0.77"), ("Art", "0.50", "0.75"),
+        ("Binders", "0.50", "0.55"), ("Bookcases", "0.70", "0.94"), ("Chairs", "0.70", "0.95"),
+        ("Copiers", "0.50", "0.70"), ("Envelopes", "0.50", "0.55"), ("Fasteners", "0.50", "1.00"),
+        ("Furnishings", "0.50", "0.95"), ("Labels", "0.50", "0.54"), ("Machines", "0.50", "0.74"),
+        ("Paper", "0.50", "0.55"), ("Phones", "0.50", "1.00"), ("Storage", "0.70", "1.00"),
+        ("Supplies", "0.70", "0.99"), ("Tables", "0.64", "0.94"),
+    )
+}  # fmt: skip
+COST_SHARE_ANY: tuple[Decimal, Decimal] = (Decimal("0.50"), Decimal("1.00"))  # Unknown or unlisted sub-category
+PROFIT_TOLERANCE = Decimal("1.00")
 
 # File-name patterns, as in conf/pipeline.yml (used when the package configuration cannot be loaded).
 _DEFAULT_PATTERNS = {
@@ -269,11 +291,14 @@ class ReferenceResult:
         report: the four report results, rows as dicts (``year`` int, ``profit`` Decimal), in report order.
         counts: row counts per table written, plus reconciliation figures.
         timings: seconds per step, in order.
+        rule_counts: records per rule in the tables written, as the pipeline's run log counts them
+            (``dataset.reason`` -> count: quarantine reasons plus the flags of the kept rows), zero for rules not hit.
     """
 
     report: dict[str, Rows]
     counts: dict[str, int | str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    rule_counts: dict[str, int] = field(default_factory=dict)
 
 
 _MACROS = r"""
@@ -336,12 +361,53 @@ _ORDER_ERRORS = [
     ("price_invalid", "sales IS NULL"),
     ("profit_invalid", "profit IS NULL"),
 ]
+
+
+def _decimal_sql(value: Decimal, precision: int, scale: int) -> str:
+    """An exact DECIMAL literal."""
+    return f"CAST({_sql(str(value))} AS DECIMAL({precision}, {scale}))"
+
+
+def _cost_share_sql(index: int) -> str:
+    """The low (0) or high (1) end of the line's sub-category cost-share band, DECIMAL(3,2); the line's
+    ``sub_category`` is already ``Unknown`` for a product missing from the products file."""
+    cases = " ".join(
+        f"WHEN {_sql(name)} THEN {_decimal_sql(bounds[index], 3, 2)}" for name, bounds in COST_SHARE_BANDS.items()
+    )
+    return f"CASE sub_category {cases} ELSE {_decimal_sql(COST_SHARE_ANY[index], 3, 2)} END"
+
+
+# The value-anomaly rules of quality/expectations.py, multiplied out (no division), in exact DECIMAL arithmetic.
+# A line is judgeable with a positive sales amount and a discount below 100 %.
+_JUDGEABLE = "(sales > 0 AND discount >= 0 AND discount < 1)"
+# sales / quantity / (1 - discount) > limit x the product's highest listed price.
+_PRICE_OUT_OF_SCALE = (
+    f"(quantity > 0 AND {_JUDGEABLE} AND sales > {_decimal_sql(PRICE_SCALE_LIMIT, 4, 0)} "
+    "* (CAST(quantity AS DECIMAL(10, 0)) * (1 - discount)) * unit_price_max)"
+)
+# The profit misses [sales - high x list value, sales - low x list value] by more than the tolerance (list value =
+# sales / (1 - discount); multiplied by 1 - discount > 0). A line whose price is out of scale is not judged.
+_TOLERANCE = _decimal_sql(PROFIT_TOLERANCE, 4, 2)
+_PROFIT_OFF_BAND = (
+    f"({_JUDGEABLE} AND ((sales - profit - {_TOLERANCE}) * (1 - discount) > _cost_share_high * sales "
+    f"OR (sales - profit + {_TOLERANCE}) * (1 - discount) < _cost_share_low * sales) "
+    f"AND NOT coalesce({_PRICE_OUT_OF_SCALE}, false))"
+)
+# An order line counts as a value anomaly in gold when it carries one of these flags (the rules with an effect).
+_ANOMALY_REASONS = (
+    "price_out_of_scale",
+    "profit_margin_implausible",
+    "profit_zero_implausible",
+    "profit_exceeds_sales",
+)
+_FLAGGED = "list_has_any(quality_flags, [" + ", ".join(f"'{r}'" for r in _ANOMALY_REASONS) + "])"
 _ORDER_WARNINGS = [
     ("customer_unknown", "NOT is_customer_known"),
     ("product_unknown", "NOT is_product_known"),
+    ("price_out_of_scale", _PRICE_OUT_OF_SCALE),
+    ("profit_margin_implausible", f"profit != 0 AND {_PROFIT_OFF_BAND}"),
+    ("profit_zero_implausible", f"profit = 0 AND {_PROFIT_OFF_BAND}"),
     ("profit_exceeds_sales", "profit > sales"),
-    ("profit_zero", "profit = 0"),
-    ("sales_price_mismatch", f"abs(sales - quantity * unit_price) > abs(sales) * {SALES_PRICE_TOLERANCE}"),
     ("duplicate_line_other_row_id", "_same_content"),
 ]
 
@@ -446,12 +512,16 @@ def run_reference(
                 f"SELECT count(*) FROM {parquet('silver', 'quarantine')} WHERE dataset = {_sql(dataset)}"
             ).fetchall()[0][0]
         _exec(con, "DROP TABLE orders_checked")
+    with steps.step("quality_counts"):
+        rule_counts = _rule_counts(con, parquet)
 
     # ---- gold, reconciled
     with steps.step("gold"):
         copy(
             "SELECT year, category, sub_category, customer_id, customer_name, "
-            "CAST(sum(profit) AS DECIMAL(28, 2)) AS profit, count(*) AS order_lines "
+            "CAST(sum(profit) AS DECIMAL(28, 2)) AS profit, count(*) AS order_lines, "
+            f"count(*) FILTER (WHERE {_FLAGGED}) AS anomaly_lines, "
+            f"CAST(coalesce(sum(profit) FILTER (WHERE {_FLAGGED}), 0) AS DECIMAL(28, 2)) AS anomaly_profit "
             f"FROM {parquet('silver', 'orders_enriched')} GROUP BY ALL",
             "gold",
             "profit_aggregate",
@@ -462,7 +532,9 @@ def run_reference(
     with steps.step("report"):
         gold = parquet("gold", "profit_aggregate")
         queries = {
-            "profit_by_year": f"SELECT year, CAST(sum(profit) AS DECIMAL(28, 2)) AS profit FROM {gold} "
+            "profit_by_year": f"SELECT year, CAST(sum(profit) AS DECIMAL(28, 2)) AS profit, "
+            "CAST(sum(anomaly_profit) AS DECIMAL(28, 2)) AS anomaly_profit, "
+            f"CAST(sum(anomaly_lines) AS BIGINT) AS anomaly_lines FROM {gold} "
             "GROUP BY year ORDER BY year NULLS FIRST",
             "profit_by_year_category": f"SELECT year, category, CAST(sum(profit) AS DECIMAL(28, 2)) AS profit "
             f"FROM {gold} GROUP BY year, category ORDER BY year NULLS FIRST, category NULLS FIRST",
@@ -480,7 +552,28 @@ def run_reference(
             report[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     con.close()
     shutil.rmtree(out / ".tmp", ignore_errors=True)
-    return ReferenceResult(report=report, counts=counts, timings=steps.timings)
+    return ReferenceResult(report=report, counts=counts, timings=steps.timings, rule_counts=rule_counts)
+
+
+def _rule_counts(con: duckdb.DuckDBPyConnection, parquet: Any) -> dict[str, int]:
+    """Records per rule: the quarantine's reasons and the kept rows' flags (quality/counts.py's definition)."""
+    declared = {
+        "orders": [*_ORDER_ERRORS, *_ORDER_WARNINGS],
+        "customers": [*_CUSTOMER_ERRORS, *_CUSTOMER_WARNINGS],
+        "products": [*_PRODUCT_ERRORS, *_PRODUCT_WARNINGS],
+    }
+    counts = {f"{dataset}.{reason}": 0 for dataset, rules in declared.items() for reason, _ in rules}
+    flags = " UNION ALL ".join(
+        f"SELECT {_sql(dataset)} AS dataset, unnest(quality_flags) AS reason FROM {parquet('silver', table)}"
+        for dataset, table in (("orders", "orders_enriched"), ("customers", "customers"), ("products", "products"))
+    )
+    query = (
+        f"SELECT dataset, reason, count(*) FROM (SELECT dataset, unnest(reasons) AS reason "
+        f"FROM {parquet('silver', 'quarantine')} UNION ALL {flags}) GROUP BY dataset, reason"
+    )
+    for dataset, reason, count in _exec(con, query):
+        counts[f"{dataset}.{reason}"] = count
+    return counts
 
 
 _CUSTOMER_ERRORS = [("customer_id_missing", "customer_id IS NULL"), ("customer_id_duplicate", "_id_rank > 1")]
@@ -553,9 +646,12 @@ def _silver_customers(con: duckdb.DuckDBPyConnection, bronze: str) -> None:
     )
 
 
+_PRODUCT_ERRORS = [("product_id_missing", "product_id IS NULL")]
+_PRODUCT_WARNINGS = [("unit_price_invalid", "unit_price IS NULL")]
+
+
 def _silver_products(con: duckdb.DuckDBPyConnection, bronze: str) -> None:
-    errors = _reasons([("product_id_missing", "product_id IS NULL")])
-    warnings = _reasons([("unit_price_invalid", "unit_price IS NULL")])
+    errors, warnings = _reasons(_PRODUCT_ERRORS), _reasons(_PRODUCT_WARNINGS)
     attributes = "product_name, unit_price, state, category, sub_category"
     order = ", ".join(f"{a} ASC NULLS LAST" for a in attributes.split(", "))
     _exec(
@@ -580,11 +676,13 @@ def _silver_products(con: duckdb.DuckDBPyConnection, bronze: str) -> None:
         con,
         f"""
         CREATE TEMP TABLE products AS
-        SELECT product_id, category, sub_category, product_name, state, unit_price, source_rows,
-            has_conflicting_duplicates, _warnings AS quality_flags, _source_file, _run_id
+        SELECT product_id, category, sub_category, product_name, state, unit_price, unit_price_min, unit_price_max,
+            source_rows, has_conflicting_duplicates, _warnings AS quality_flags, _source_file, _run_id
         FROM (
             SELECT *,
                 count(*) OVER (PARTITION BY product_id) AS source_rows,
+                min(unit_price) OVER (PARTITION BY product_id) AS unit_price_min,
+                max(unit_price) OVER (PARTITION BY product_id) AS unit_price_max,
                 count(DISTINCT struct_pack({attributes})) OVER (PARTITION BY product_id) > 1
                     AS has_conflicting_duplicates,
                 row_number() OVER (PARTITION BY product_id ORDER BY {order}) AS _pick
@@ -667,18 +765,21 @@ def _checked_orders(con: duckdb.DuckDBPyConnection, bronze: str) -> None:
 def _enriched_sql(where: str) -> str:
     """Checked order lines (filtered by ``where``) joined with the dimensions, with warnings."""
     return f"""
-        SELECT o.*,
-            coalesce(c.customer_name, '{UNKNOWN}') AS customer_name, coalesce(c.country, '{UNKNOWN}') AS country,
-            coalesce(c.segment, '{UNKNOWN}') AS segment, coalesce(c.region, '{UNKNOWN}') AS region,
-            c.customer_id IS NOT NULL AS is_customer_known,
-            coalesce(p.category, '{UNKNOWN}') AS category, coalesce(p.sub_category, '{UNKNOWN}') AS sub_category,
-            coalesce(p.product_name, '{UNKNOWN}') AS product_name, p.unit_price,
-            p.product_id IS NOT NULL AS is_product_known
-        FROM (SELECT * FROM orders_checked WHERE {where}) o
-        LEFT JOIN (SELECT customer_id, customer_name, country, segment, region
-                   FROM customers_checked WHERE len(_errors) = 0) c ON o.customer_id = c.customer_id
-        LEFT JOIN (SELECT product_id, category, sub_category, product_name, unit_price FROM products) p
-            ON o.product_id = p.product_id
+        SELECT *, {_cost_share_sql(0)} AS _cost_share_low, {_cost_share_sql(1)} AS _cost_share_high FROM (
+            SELECT o.*,
+                coalesce(c.customer_name, '{UNKNOWN}') AS customer_name, coalesce(c.country, '{UNKNOWN}') AS country,
+                coalesce(c.segment, '{UNKNOWN}') AS segment, coalesce(c.region, '{UNKNOWN}') AS region,
+                c.customer_id IS NOT NULL AS is_customer_known,
+                coalesce(p.category, '{UNKNOWN}') AS category,
+                coalesce(p.sub_category, '{UNKNOWN}') AS sub_category,
+                coalesce(p.product_name, '{UNKNOWN}') AS product_name, p.unit_price, p.unit_price_max,
+                p.product_id IS NOT NULL AS is_product_known
+            FROM (SELECT * FROM orders_checked WHERE {where}) o
+            LEFT JOIN (SELECT customer_id, customer_name, country, segment, region
+                       FROM customers_checked WHERE len(_errors) = 0) c ON o.customer_id = c.customer_id
+            LEFT JOIN (SELECT product_id, category, sub_category, product_name, unit_price, unit_price_max
+                       FROM products) p ON o.product_id = p.product_id
+        )
     """
 
 
@@ -753,6 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     result.timings["total"] = round(time.perf_counter() - started, 3)
     print("duckdb-reference timings: " + json.dumps(result.timings), file=sys.stderr)
     print("duckdb-reference counts: " + json.dumps(result.counts), file=sys.stderr)
+    print("duckdb-reference rule counts: " + json.dumps(result.rule_counts), file=sys.stderr)
     return 0
 
 

@@ -1,19 +1,27 @@
-"""Benchmark harness: the local pipeline (``ecom run``) against the DuckDB reference, size by size.
+"""Benchmark harness: the local pipeline (``ecom run``) against the DuckDB reference, in three cases.
 
-For each size the harness generates the dataset once (seed 42, reused while ``bench/work/<size>/dataset.json``
-matches), then times, each in its own subprocess and with a fresh output folder:
+Every run is its own subprocess with a fresh output folder (JVM start-up included), timed with the peak memory of
+its whole process tree (the sum of RSS, sampled every 0.2 s: the JVM is a grandchild of ``ecom``).
 
-- the pipeline: ``.venv/bin/ecom -q run --input <dir> --lakehouse bench/work/<size>/lakehouse --format json``;
-- the reference: ``python -m bench.duckdb_reference --input <dir> --out bench/work/<size>/duckdb --threads 2``.
+- ``full``, per size N: the dataset (seed 42, generated once, reused while ``bench/work/<N>/dataset.json``
+  matches), then ``ecom -q run --input <dir> --lakehouse bench/work/<N>/lakehouse --format json --output F`` on a
+  fresh lakehouse and ``python -m bench.duckdb_reference --input <dir> --out ... --threads 2``; the two reports are
+  compared.
+- ``incremental``, per size N: on the lakehouse built from N lines (the full case's last build when it ran,
+  else a build now), a new file of N/100 new order lines (:func:`increment_records`) is placed beside the others in
+  the input folder and ``ecom -q run --input <dir> --lakehouse <same> --no-report`` is timed against the full build;
+  then ``ecom report`` (untimed) must equal the reference's report computed from scratch on all the files.
+- ``real``: the real export (``--real-input``, default ``/work/shared/data/pei``) when it is there, both engines,
+  median of 3 runs by default.
 
-Wall seconds, order lines per second and peak memory (the sum of RSS over the whole process tree, sampled every
-0.2 s: the JVM is a grandchild of ``ecom``) are recorded, and the two reports are compared (``profit_by_year``
-exactly, per year). Spark start-up (create and stop a session) is measured separately. ``ECOM_DRIVER_MEMORY`` and
-the other ``ECOM_*`` variables of the environment reach the pipeline unchanged.
+Spark start-up (create and stop a session) is measured separately. ``ECOM_DRIVER_MEMORY`` and the other ``ECOM_*``
+variables of the environment reach the pipeline unchanged.
 
-Outputs: ``bench/results/results.json``, ``results.md`` (table, scaling, targets) and ``time_vs_size.png``.
+Outputs: ``bench/results/results.json``, ``results.md`` (tables, targets with pass/fail, parity) and
+``time_vs_size.png``.
 
-Run: ``python -m bench.run [--sizes 100000,1000000,10000000]`` from the repository root (``make bench``).
+Run: ``python -m bench.run [--sizes 100000,1M,10M] [--cases full,incremental,real]`` from the repository root
+(``make bench`` runs everything).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,12 +49,24 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO_ROOT / "bench"
 DEFAULT_SIZES = (100_000, 1_000_000, 10_000_000)
+CASES = ("full", "incremental", "real")
+REAL_INPUT = Path("/work/shared/data/pei")
+REAL_REPEAT = 3  # runs per engine on the real dataset unless --repeat says otherwise (it is short)
 GIB = 1024**3
 
+# The incremental case: N / INCREMENT_DIVISOR new order lines, in a file named INCREMENT_STEM + .json or .jsonl (the
+# format of the dataset's own order files); their orders get numbers from INCREMENT_ORDER_BASE on, which the
+# generator never reaches (its order numbers stay below 100,000 + the orders of one prefix and year).
+INCREMENT_DIVISOR = 100
+INCREMENT_STEM = "orders_increment"
+INCREMENT_ORDER_BASE = 10_000_000
+
 # Targets for the pipeline (see results.md).
-TARGET_RATIO_AT_10M = 3.0
+TARGET_RATIO_AT_10M = 2.5
 TARGET_PEAK_GIB = 8.0
 TARGET_SCALING_10M_1M = 12.0
+TARGET_INCREMENTAL_PERCENT = {10_000_000: 10.0, 1_000_000: 25.0}  # incremental run, % of the full build's time
+TARGET_REAL_S = 25.0
 
 REPORT_NAMES = ("profit_by_year", "profit_by_year_category", "profit_by_customer", "profit_by_customer_year")
 TABLE_COLUMNS = (
@@ -58,6 +78,16 @@ TABLE_COLUMNS = (
     "DuckDB rows/s",
     "pipeline peak GiB",
     "DuckDB peak GiB",
+)
+INCREMENTAL_COLUMNS = (
+    "size",
+    "lines added",
+    "full build s",
+    "incremental s",
+    "share of full build",
+    "target",
+    "pipeline peak GiB",
+    "DuckDB all files s",
 )
 _STARTUP_CODE = "from ecom_lakehouse.spark import get_spark\nspark = get_spark('ecom-bench-startup')\nspark.stop()\n"
 _TIMINGS_LINE = re.compile(r"^duckdb-reference timings: (\{.*\})$", re.MULTILINE)
@@ -213,6 +243,15 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_cases(text: str) -> list[str]:
+    """``"real, full"`` -> ``["full", "real"]``: the cases to run, in the harness's order (:data:`CASES`)."""
+    wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(wanted - set(CASES))
+    if not wanted or unknown:
+        raise argparse.ArgumentTypeError(f"invalid --cases {text!r}: choose among {', '.join(CASES)}")
+    return [case for case in CASES if case in wanted]
+
+
 def size_label(size: int) -> str:
     """``100000`` -> ``100k``, ``10000000`` -> ``10M``."""
     if size >= 1_000_000 and size % 100_000 == 0:
@@ -222,8 +261,14 @@ def size_label(size: int) -> str:
     return str(size)
 
 
+def _increment_files(input_dir: Path) -> list[Path]:
+    return [input_dir / f"{INCREMENT_STEM}{suffix}" for suffix in (".json", ".jsonl")]
+
+
 def ensure_dataset(size: int, work_dir: Path, *, seed: int, bad_orders: int) -> dict[str, Any]:
     """Generate ``work_dir/<size>/input`` once; reuse it while its marker matches the parameters.
+
+    An increment file that an interrupted incremental case left in the input folder is removed first.
 
     Returns:
         Generation facts: seconds (of the run that generated it), reused, files, bytes and row counts.
@@ -232,6 +277,8 @@ def ensure_dataset(size: int, work_dir: Path, *, seed: int, bad_orders: int) -> 
 
     size_dir = work_dir / str(size)
     input_dir = size_dir / "input"
+    for stray in _increment_files(input_dir):
+        stray.unlink(missing_ok=True)
     marker = size_dir / "dataset.json"
     wanted = {"orders": size, "seed": seed, "bad_orders": bad_orders}
     if marker.is_file():
@@ -251,6 +298,7 @@ def ensure_dataset(size: int, work_dir: Path, *, seed: int, bad_orders: int) -> 
         **wanted,
         "seconds": round(seconds, 3),
         "files": [p.name for p in paths],
+        "orders_files": [p.name for p in files.orders],
         "bytes": sum(p.stat().st_size for p in paths),
         "customers": files.customers_count,
         "product_rows": files.products_count,
@@ -258,6 +306,137 @@ def ensure_dataset(size: int, work_dir: Path, *, seed: int, bad_orders: int) -> 
     }
     marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return {**info, "reused": False}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The increment: new order lines that continue a generated dataset
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def increment_lines(size: int) -> int:
+    """How many new order lines the incremental case adds to a dataset of ``size`` lines (1 %, at least one)."""
+    return max(1, size // INCREMENT_DIVISOR)
+
+
+def new_order_id(order_id: object, serial: int) -> str:
+    """The Order ID of the ``serial``-th new order: the old one's prefix and year, a number the generator never
+    issues (``CA-2016-152156``, 0 -> ``CA-2016-10000000``)."""
+    head, separator, _ = str(order_id).rpartition("-")
+    return f"{head if separator else 'INC'}-{INCREMENT_ORDER_BASE + serial}"
+
+
+def increment_records(records: Iterable[dict[str, Any] | str], size: int, count: int) -> Iterator[dict[str, Any]]:
+    """``count`` new order lines continuing a dataset of ``size`` lines, made from its own lines.
+
+    Every ``size // count``-th line of the dataset (the first, then evenly spread) becomes a new line: Row ID
+    ``size + 1``, ``size + 2``, ... (a line without a Row ID keeps its defect), its order a new Order ID (lines that
+    shared an order share the new one), every other field as it was. So the new lines are new order lines and new
+    contents (no ``duplicate_line_other_row_id``), of the same customers and products, with the generator's own
+    prices and profits; the dimensions are unchanged.
+
+    Args:
+        records: the dataset's order lines in file order, as dicts, or as JSON text (parsed only when picked).
+        size: lines in the dataset (the Row IDs go up to it).
+        count: new lines wanted.
+
+    Yields:
+        The new order lines, as dicts with the source's keys in the source's order.
+    """
+    step = max(1, size // max(1, count))
+    orders: dict[str, str] = {}
+    taken = 0
+    for position, record in enumerate(records):
+        if taken >= count:
+            break
+        if position % step:
+            continue
+        line = dict(json.loads(record) if isinstance(record, str) else record)
+        row_id = line.get("Row ID")
+        if isinstance(row_id, int) and not isinstance(row_id, bool):
+            line["Row ID"] = size + taken + 1
+        if line.get("Order ID") is not None:
+            old = str(line["Order ID"])
+            if old not in orders:
+                orders[old] = new_order_id(old, len(orders))
+            line["Order ID"] = orders[old]
+        taken += 1
+        yield line
+
+
+def _order_texts(paths: Sequence[Path]) -> Iterator[dict[str, Any] | str]:
+    """The order lines of generated files in order: a JSON array's records as dicts, a JSON Lines file's as text."""
+    for path in paths:
+        with path.open(encoding="utf-8-sig") as handle:
+            if handle.read(4096).lstrip(" \t\r\n").startswith("["):
+                handle.seek(0)
+                yield from json.load(handle)
+                continue
+            handle.seek(0)
+            yield from (line for line in handle if line.strip())
+
+
+def write_orders_file(path: Path, lines: Iterable[dict[str, Any]], *, jsonl: bool) -> int:
+    """Write order lines as JSON Lines or as the export's indented JSON array; returns the number written."""
+    written = 0
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        if not jsonl:
+            out.write("[\n")
+        for line in lines:
+            if jsonl:
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            else:
+                text = json.dumps(line, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+                out.write(("  " if written == 0 else ",\n  ") + text)
+            written += 1
+        if not jsonl:
+            out.write("\n]")
+    return written
+
+
+def ensure_increment(size: int, work_dir: Path, generation: dict[str, Any]) -> dict[str, Any]:
+    """Write ``work_dir/<size>/increment/orders_increment.json[l]`` once per dataset (see :func:`increment_records`).
+
+    Returns:
+        Facts: file, lines, seconds (of the run that wrote it), bytes, reused.
+    """
+    size_dir = work_dir / str(size)
+    input_dir = size_dir / "input"
+    increment_dir = size_dir / "increment"
+    orders_files = generation.get("orders_files") or [f for f in generation["files"] if f.lower().startswith("order")]
+    jsonl = any(name.endswith(".jsonl") for name in orders_files)
+    wanted = {
+        "file": f"{INCREMENT_STEM}{'.jsonl' if jsonl else '.json'}",
+        "lines": increment_lines(size),
+        "dataset_generated_at": generation.get("generated_at"),
+    }
+    marker = increment_dir / "increment.json"
+    if marker.is_file():
+        info = json.loads(marker.read_text(encoding="utf-8"))
+        if all(info.get(k) == v for k, v in wanted.items()) and (increment_dir / wanted["file"]).is_file():
+            return {**info, "reused": True}
+    shutil.rmtree(increment_dir, ignore_errors=True)
+    increment_dir.mkdir(parents=True)
+    print(f"bench: writing {wanted['lines']:,} new order lines into {increment_dir}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    path = increment_dir / wanted["file"]
+    records = increment_records(_order_texts([input_dir / f for f in orders_files]), size, wanted["lines"])
+    written = write_orders_file(path, records, jsonl=jsonl)
+    info = {**wanted, "lines": written, "seconds": round(time.perf_counter() - started, 3)}
+    info["bytes"] = path.stat().st_size
+    marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return {**info, "reused": False}
+
+
+def count_order_lines(input_dir: Path) -> int:
+    """Order lines in a source folder (its order files as the reference finds them)."""
+    from bench.duckdb_reference import discover_sources
+
+    return sum(1 for _ in _order_texts(discover_sources(input_dir)["orders"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Engines and reports
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def ecom_executable() -> str:
@@ -276,22 +455,34 @@ def load_report(path: Path) -> dict[str, list[dict[str, Any]]]:
     return json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
 
 
-def _keyed(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[tuple[Any, ...], Decimal]:
-    out: dict[tuple[Any, ...], Decimal] = {}
+def _keyed(rows: list[dict[str, Any]], keys: Sequence[str], measures: Sequence[str]) -> dict[tuple[Any, ...], Any]:
+    out: dict[tuple[Any, ...], Any] = {}
     for row in rows:
         key = tuple(row.get(k) for k in keys)
-        out[key] = out.get(key, Decimal(0)) + Decimal(str(row["profit"]))
+        values = tuple(Decimal(str(row[m])) if row.get(m) is not None else None for m in measures)
+        previous = out.get(key)
+        out[key] = values if previous is None else tuple(_add(a, b) for a, b in zip(previous, values, strict=True))
     return out
 
 
-def _diff(left: dict[tuple[Any, ...], Decimal], right: dict[tuple[Any, ...], Decimal]) -> dict[str, Any]:
+def _add(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    return None if a is None or b is None else a + b
+
+
+def _diff(left: dict[tuple[Any, ...], Any], right: dict[tuple[Any, ...], Any]) -> dict[str, Any]:
     keys = sorted(set(left) | set(right), key=repr)
     mismatches = [
-        {"key": list(k), "pipeline": str(left.get(k)), "duckdb": str(right.get(k))}
+        {"key": list(k), "pipeline": _shown(left.get(k)), "duckdb": _shown(right.get(k))}
         for k in keys
         if left.get(k) != right.get(k)
     ]
     return {"match": not mismatches, "rows": len(keys), "mismatches": len(mismatches), "examples": mismatches[:10]}
+
+
+def _shown(values: tuple[Decimal | None, ...] | None) -> str:
+    if values is None:
+        return "None"
+    return str(values[0]) if len(values) == 1 else str([None if v is None else str(v) for v in values])
 
 
 _COMPARED_BY = {
@@ -300,6 +491,8 @@ _COMPARED_BY = {
     "profit_by_customer": ("customer_id",),
     "profit_by_customer_year": ("customer_id", "year"),
 }
+# The figures compared per row: the profit, and for profit_by_year the part flagged value anomalies carry.
+_MEASURES = {"profit_by_year": ("profit", "anomaly_profit", "anomaly_lines")}
 
 
 def compare_reports(pipeline: dict[str, list[dict[str, Any]]], duckdb: dict[str, list[dict[str, Any]]]) -> dict:
@@ -312,7 +505,11 @@ def compare_reports(pipeline: dict[str, list[dict[str, Any]]], duckdb: dict[str,
         Per report: match, rows compared, mismatches and a few examples; plus ``customer_name_differences``.
     """
     result: dict[str, Any] = {
-        name: _diff(_keyed(pipeline[name], keys), _keyed(duckdb[name], keys)) for name, keys in _COMPARED_BY.items()
+        name: _diff(
+            _keyed(pipeline[name], keys, _MEASURES.get(name, ("profit",))),
+            _keyed(duckdb[name], keys, _MEASURES.get(name, ("profit",))),
+        )
+        for name, keys in _COMPARED_BY.items()
     }
     names_pipeline = {r["customer_id"]: r["customer_name"] for r in pipeline["profit_by_customer"]}
     names_duckdb = {r["customer_id"]: r["customer_name"] for r in duckdb["profit_by_customer"]}
@@ -324,15 +521,31 @@ def compare_reports(pipeline: dict[str, list[dict[str, Any]]], duckdb: dict[str,
     return result
 
 
-def _engine_result(runs: list[Measurement], size: int) -> dict[str, Any]:
+def reports_identical(parity: dict[str, Any]) -> bool:
+    """Whether a :func:`compare_reports` result says the two reports are the same: every figure, every name."""
+    return all(parity[name]["match"] for name in REPORT_NAMES) and not parity["customer_name_differences"]
+
+
+def _compare_files(pipeline_report: Path | None, duckdb_report: Path | None, label: str) -> dict[str, Any] | None:
+    if not (pipeline_report and duckdb_report):
+        return None
+    parity = compare_reports(load_report(pipeline_report), load_report(duckdb_report))
+    gc.collect()  # the two parsed reports can be large (millions of rows at 10M lines)
+    if not parity["profit_by_year"]["match"]:
+        print(f"bench: profit_by_year differs ({label})", file=sys.stderr)
+    return parity
+
+
+def _engine_result(runs: list[Measurement], lines: int) -> dict[str, Any]:
     ok = [r for r in runs if r.exit_code == 0]
     result: dict[str, Any] = {"runs": [asdict(r) for r in runs], "ok": len(ok) == len(runs) and bool(runs)}
+    result["last_run_ok"] = bool(runs) and runs[-1].exit_code == 0
     if ok:
         wall = statistics.median(r.wall_s for r in ok)
         peak = max(r.peak_rss_bytes for r in ok)
         result.update(
             wall_s=round(wall, 3),
-            rows_per_s=round(size / wall, 1) if wall else None,
+            rows_per_s=round(lines / wall, 1) if wall else None,
             peak_rss_bytes=peak,
             peak_rss_gib=round(peak / GIB, 3),
         )
@@ -346,53 +559,219 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def run_pipeline(size_dir: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
-    """Time ``ecom run`` on ``size_dir/input``; return the result and the report path of the last good run."""
+def _timed(label: str, command: Sequence[str], *, cwd: Path, logs: Path, env: dict[str, str] | None,
+           timeout: float | None, stdout: Path | None = None) -> Measurement:  # fmt: skip
+    """Run and measure one command, its output in ``<logs>.stdout.log`` (or ``stdout``) and ``<logs>.stderr.log``."""
+    stdout_path = stdout or logs.with_name(logs.name + ".stdout.log")
+    stderr_path = logs.with_name(logs.name + ".stderr.log")
+    print(f"bench: {label}", file=sys.stderr, flush=True)
+    measurement = measure(command, cwd=cwd, stdout_path=stdout_path, stderr_path=stderr_path, env=env, timeout=timeout)
+    print(f"bench:   {measurement.wall_s:.1f} s, exit {measurement.exit_code}", file=sys.stderr, flush=True)
+    if measurement.exit_code != 0:
+        print(_tail(stderr_path), file=sys.stderr)
+    return measurement
+
+
+def _ecom_run(args: argparse.Namespace, input_dir: Path, lakehouse: Path, report: Path | None) -> list[str]:
+    """``ecom -q run`` on ``input_dir`` into ``lakehouse``: the report as JSON into ``report``, or none."""
+    command = [args.ecom or ecom_executable(), "-q", "run", "--input", str(input_dir), "--lakehouse", str(lakehouse)]
+    return command + (["--format", "json", "--output", str(report)] if report else ["--no-report"])
+
+
+def run_pipeline(
+    input_dir: Path, out_dir: Path, lines: int, env: dict[str, str], args: argparse.Namespace, *, repeat: int,
+    label: str, name: str = "pipeline",
+) -> tuple[dict[str, Any], Path | None]:  # fmt: skip
+    """Time ``ecom run`` on ``input_dir`` into ``out_dir/lakehouse``, made afresh for every run.
+
+    Returns:
+        The result (``last_run_ok`` says whether the lakehouse left behind is a good build) and the report
+        (``out_dir/<name>_report.json``) of the last good run.
+    """
     runs = []
     report = None
-    for attempt in range(args.repeat):
-        lakehouse = size_dir / "lakehouse"
+    lakehouse = out_dir / "lakehouse"
+    output = out_dir / f"{name}_report.json"
+    for attempt in range(repeat):
         shutil.rmtree(lakehouse, ignore_errors=True)
-        stdout = size_dir / "pipeline_report.json"
-        stderr = size_dir / "pipeline.stderr.log"
-        command = [args.ecom or ecom_executable(), "-q", "run", "--input", str(size_dir / "input")]
-        command += ["--lakehouse", str(lakehouse), "--format", "json"]
-        print(f"bench: pipeline, {size_dir.name} lines, run {attempt + 1}/{args.repeat}", file=sys.stderr, flush=True)
-        measurement = measure(
-            command, cwd=size_dir, stdout_path=stdout, stderr_path=stderr, env=env, timeout=args.timeout
-        )
+        output.unlink(missing_ok=True)
+        measurement = _timed(
+            f"{name}, {label}, run {attempt + 1}/{repeat}", _ecom_run(args, input_dir, lakehouse, output),
+            cwd=out_dir, logs=out_dir / name, env=env, timeout=args.timeout,
+        )  # fmt: skip
         runs.append(measurement)
-        print(f"bench:   {measurement.wall_s:.1f} s, exit {measurement.exit_code}", file=sys.stderr, flush=True)
-        if measurement.exit_code == 0:
-            report = stdout
-        else:
-            print(_tail(stderr), file=sys.stderr)
-    return _engine_result(runs, int(size_dir.name)), report
+        if measurement.exit_code == 0 and output.is_file():
+            report = output
+    return _engine_result(runs, lines), report
 
 
-def run_duckdb(size_dir: Path, args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
-    """Time the DuckDB reference on ``size_dir/input``; return the result and the report path of the last good run."""
+def run_duckdb(
+    input_dir: Path, out_dir: Path, lines: int, args: argparse.Namespace, *, repeat: int, label: str,
+    name: str = "duckdb",
+) -> tuple[dict[str, Any], Path | None]:  # fmt: skip
+    """Time the DuckDB reference on ``input_dir`` (Parquet into ``out_dir/<name>``); return the result and the
+    report (``out_dir/<name>_report.json``) of the last good run."""
     runs = []
     report = None
     steps: dict[str, float] = {}
-    for attempt in range(args.repeat):
-        stdout = size_dir / "duckdb_report.json"
-        stderr = size_dir / "duckdb.stderr.log"
-        command = [sys.executable, "-m", "bench.duckdb_reference", "--input", str(size_dir / "input")]
-        command += ["--out", str(size_dir / "duckdb"), "--threads", str(args.duckdb_threads)]
-        print(f"bench: duckdb, {size_dir.name} lines, run {attempt + 1}/{args.repeat}", file=sys.stderr, flush=True)
-        measurement = measure(command, cwd=REPO_ROOT, stdout_path=stdout, stderr_path=stderr, timeout=args.timeout)
+    stdout = out_dir / f"{name}_report.json"
+    for attempt in range(repeat):
+        command = [sys.executable, "-m", "bench.duckdb_reference", "--input", str(input_dir)]
+        command += ["--out", str(out_dir / name), "--threads", str(args.duckdb_threads)]
+        measurement = _timed(
+            f"{name}, {label}, run {attempt + 1}/{repeat}", command, cwd=REPO_ROOT, logs=out_dir / name,
+            env=None, timeout=args.timeout, stdout=stdout,
+        )  # fmt: skip
         runs.append(measurement)
-        print(f"bench:   {measurement.wall_s:.1f} s, exit {measurement.exit_code}", file=sys.stderr, flush=True)
         if measurement.exit_code == 0:
             report = stdout
-            match = _TIMINGS_LINE.search(stderr.read_text(encoding="utf-8", errors="replace"))
+            match = _TIMINGS_LINE.search((out_dir / f"{name}.stderr.log").read_text(encoding="utf-8", errors="replace"))
             steps = json.loads(match.group(1)) if match else {}
-        else:
-            print(_tail(stderr), file=sys.stderr)
-    result = _engine_result(runs, int(size_dir.name))
+    result = _engine_result(runs, lines)
     result["steps"] = steps
     return result, report
+
+
+def _snapshot(source: Path, target: Path) -> None:
+    """Copy a lakehouse folder; Parquet files (never rewritten by Delta) as hard links where possible."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        if src.endswith(".parquet"):
+            try:
+                os.link(src, dst)
+                return
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, copy_function=link_or_copy)
+
+
+def run_full(size: int, size_dir: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """The full case at one size: both engines on ``size_dir/input``, the ratio and the parity."""
+    entry: dict[str, Any] = {}
+    label, repeat = f"{size:,} lines", args.repeat or 1
+    pipeline_report = duckdb_report = None
+    if not args.skip_pipeline:
+        entry["pipeline"], pipeline_report = run_pipeline(size_dir / "input", size_dir, size, env, args,
+                                                          repeat=repeat, label=label)  # fmt: skip
+    if not args.skip_duckdb:
+        entry["duckdb"], duckdb_report = run_duckdb(size_dir / "input", size_dir, size, args, repeat=repeat,
+                                                    label=label)  # fmt: skip
+    pipeline_wall, duckdb_wall = _wall(entry, "pipeline"), _wall(entry, "duckdb")
+    entry["ratio"] = round(pipeline_wall / duckdb_wall, 3) if pipeline_wall and duckdb_wall else None
+    entry["parity"] = _compare_files(pipeline_report, duckdb_report, label)
+    return entry
+
+
+def run_incremental(
+    size: int, size_dir: Path, env: dict[str, str], args: argparse.Namespace, generation: dict[str, Any],
+    full: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The incremental case at one size (see the module docstring).
+
+    Args:
+        size: order lines of the base dataset.
+        size_dir: ``bench/work/<size>``.
+        env: the pipeline's environment.
+        args: the harness's arguments.
+        generation: :func:`ensure_dataset`'s facts about the dataset.
+        full: the full case's pipeline result at this size, when it ran: its last build is the base lakehouse, its
+            median time the full build's.
+
+    Returns:
+        The increment, the full build's time and where it comes from, the incremental run's result, its share of
+        the full build, the untimed report's run, the reference's result on all files and the parity.
+    """
+    if args.skip_pipeline:
+        return {"skipped": "--skip-pipeline"}
+    increment = ensure_increment(size, size_dir.parent, generation)
+    label, repeat = f"{size:,} lines + {increment['lines']:,} new", args.repeat or 1
+    input_dir, lakehouse = size_dir / "input", size_dir / "lakehouse"
+    result: dict[str, Any] = {"lines_added": increment["lines"], "increment": increment}
+    if full and full.get("last_run_ok") and full.get("wall_s") and lakehouse.is_dir():
+        result.update(full_build_s=full["wall_s"], full_build_source="full case")
+    else:  # build the base lakehouse now, with the full case's command
+        base, _ = run_pipeline(input_dir, size_dir, size, env, args, repeat=1, label=f"{size:,} lines",
+                               name="base_build")  # fmt: skip
+        result["base_build"] = base
+        if not base["last_run_ok"]:
+            result["ok"] = False
+            return result
+        result.update(full_build_s=base["wall_s"], full_build_source="base build")
+
+    placed = input_dir / increment["file"]
+    snapshot = size_dir / "lakehouse_base"
+    pipeline_report = duckdb_report = None
+    shutil.copyfile(size_dir / "increment" / increment["file"], placed)
+    try:
+        if repeat > 1:
+            _snapshot(lakehouse, snapshot)
+        runs = []
+        for attempt in range(repeat):
+            if attempt:
+                _snapshot(snapshot, lakehouse)
+            runs.append(
+                _timed(
+                    f"incremental run, {label}, run {attempt + 1}/{repeat}",
+                    _ecom_run(args, input_dir, lakehouse, None),
+                    cwd=size_dir,
+                    logs=size_dir / "incremental",
+                    env=env,
+                    timeout=args.timeout,
+                )
+            )
+        result["pipeline"] = _engine_result(runs, increment["lines"])
+        if result["pipeline"]["last_run_ok"]:
+            output = size_dir / "incremental_report.json"
+            output.unlink(missing_ok=True)
+            command = [args.ecom or ecom_executable(), "-q", "report", "--lakehouse", str(lakehouse)]
+            report_run = _timed(
+                f"report of the updated lakehouse, {label} (not timed in the case)",
+                [*command, "--format", "json", "--output", str(output)],
+                cwd=size_dir, logs=size_dir / "incremental_report", env=env, timeout=args.timeout,
+            )  # fmt: skip
+            result["report_run"] = asdict(report_run)
+            pipeline_report = output if report_run.exit_code == 0 and output.is_file() else None
+        if not args.skip_duckdb:
+            result["duckdb"], duckdb_report = run_duckdb(input_dir, size_dir, size + increment["lines"], args,
+                                                         repeat=1, label=label, name="duckdb_incremental")  # fmt: skip
+    finally:
+        placed.unlink(missing_ok=True)
+        shutil.rmtree(snapshot, ignore_errors=True)
+    wall = result["pipeline"].get("wall_s")
+    result["ratio_to_full"] = round(wall / result["full_build_s"], 4) if wall and result["full_build_s"] else None
+    result["parity"] = _compare_files(pipeline_report, duckdb_report, label)
+    result["ok"] = bool(
+        result["pipeline"]["ok"]
+        and result.get("report_run", {}).get("exit_code") == 0
+        and (args.skip_duckdb or result["duckdb"]["ok"])
+    )
+    return result
+
+
+def run_real(work_dir: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """The real-dataset case: both engines on ``args.real_input``, ``--repeat`` runs each (3 by default)."""
+    real = Path(args.real_input)
+    if not real.exists():
+        print(f"bench: {real} does not exist; the real-dataset case is skipped", file=sys.stderr, flush=True)
+        return {"input": str(real), "available": False}
+    out_dir = work_dir / "real"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines, repeat = count_order_lines(real), args.repeat or REAL_REPEAT
+    result: dict[str, Any] = {"input": str(real), "available": True, "order_lines": lines, "repeat": repeat}
+    label = f"real dataset ({lines:,} lines)"
+    pipeline_report = duckdb_report = None
+    if not args.skip_pipeline:
+        result["pipeline"], pipeline_report = run_pipeline(real, out_dir, lines, env, args, repeat=repeat,
+                                                           label=label)  # fmt: skip
+    if not args.skip_duckdb:
+        result["duckdb"], duckdb_report = run_duckdb(real, out_dir, lines, args, repeat=repeat, label=label)
+    pipeline_wall, duckdb_wall = _wall(result, "pipeline"), _wall(result, "duckdb")
+    result["ratio"] = round(pipeline_wall / duckdb_wall, 3) if pipeline_wall and duckdb_wall else None
+    result["parity"] = _compare_files(pipeline_report, duckdb_report, label)
+    return result
 
 
 def spark_startup(env: dict[str, str], work_dir: Path, runs: int, timeout: float | None) -> dict[str, Any]:
@@ -492,39 +871,103 @@ def scaling(results: dict[str, Any], engine: str, small: int = 1_000_000, large:
     return round(high / low, 2) if low and high else None
 
 
+def _incremental(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    incremental = (entry or {}).get("incremental")
+    return incremental if incremental and not incremental.get("skipped") else None
+
+
+def incremental_percent(results: dict[str, Any], size: int) -> float | None:
+    """The incremental run's time at ``size`` as a percentage of the full build's, None when not measured."""
+    incremental = _incremental(_size_entry(results, size))
+    ratio = incremental.get("ratio_to_full") if incremental else None
+    return None if ratio is None else round(100 * ratio, 2)
+
+
+def _pipeline_peaks(results: dict[str, Any]) -> list[float]:
+    """Peak memory (GiB) of every pipeline process measured: full builds, base builds, incremental runs, their
+    reports and the real dataset's runs."""
+    results_with_peak: list[dict[str, Any]] = []
+    for entry in results.get("sizes", []):
+        results_with_peak.append(entry.get("pipeline") or {})
+        incremental = _incremental(entry) or {}
+        results_with_peak += [incremental.get("base_build") or {}, incremental.get("pipeline") or {}]
+        if incremental.get("report_run", {}).get("exit_code") == 0:
+            results_with_peak.append({"peak_rss_gib": round(incremental["report_run"]["peak_rss_bytes"] / GIB, 3)})
+    results_with_peak.append((results.get("real") or {}).get("pipeline") or {})
+    return [r["peak_rss_gib"] for r in results_with_peak if r.get("peak_rss_gib") is not None]
+
+
+def _parities(results: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None]]:
+    """(case label, parity or None when not compared) of every case that ran, in the order of results.md."""
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    real = results.get("real") or {}
+    if real.get("available"):
+        out.append((f"real dataset ({real.get('order_lines', 0):,} lines)", real.get("parity")))
+    for entry in results.get("sizes", []):
+        if entry.get("pipeline") or entry.get("duckdb"):
+            out.append((f"{entry['size']:,} lines, full build", entry.get("parity")))
+        incremental = _incremental(entry)
+        if incremental:
+            added = incremental.get("lines_added", 0)
+            out.append((f"{entry['size']:,} + {added:,} lines, incremental run", incremental.get("parity")))
+    return out
+
+
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The pipeline's targets with their measured value and pass/fail (None: not measured).
 
-    - ``ratio_at_10M``: pipeline wall / DuckDB wall at 10M lines, at most 3;
-    - ``peak_memory``: the pipeline's peak RSS (process tree) over all sizes, at most 8 GiB;
-    - ``scaling_10M_1M``: the pipeline's time(10M) / time(1M), at most 12.
+    - ``ratio_at_10M``: pipeline wall / DuckDB wall at 10M lines (full build), at most 2.5;
+    - ``peak_memory``: the pipeline's peak RSS (process tree) over every pipeline run, at most 8 GiB;
+    - ``scaling_10M_1M``: the pipeline's time(10M) / time(1M), at most 12;
+    - ``incremental_10M``, ``incremental_1M``: the run adding 1 % new lines, as a percentage of the full build's time,
+      at most 10 % at 10M lines and 25 % at 1M;
+    - ``real_end_to_end``: the pipeline's median time on the real dataset, JVM start included, at most 25 s;
+    - ``reports_identical``: every case compared has the same report from both engines (every figure and customer
+      name); the value is the number of cases that differ.
+
+    Each target has ``measured`` and ``limit``, its value and threshold as text.
     """
     at_10m = _size_entry(results, 10_000_000)
-    ratio = at_10m.get("ratio") if at_10m else None
-    peaks = [
-        s["pipeline"]["peak_rss_gib"]
-        for s in results.get("sizes", [])
-        if s.get("pipeline") and s["pipeline"].get("peak_rss_gib") is not None
-    ]
-    peak = max(peaks) if peaks else None
-    scale = scaling(results, "pipeline")
+    peaks = _pipeline_peaks(results)
+    real = results.get("real") or {}
+    compared = [parity for _, parity in _parities(results) if parity]
+    differing = sum(not reports_identical(parity) for parity in compared)
 
     def target(name: str, description: str, value: float | None, threshold: float, unit: str) -> dict[str, Any]:
-        passed = None if value is None else value <= threshold
         return {
             "name": name,
             "description": description,
             "value": value,
             "threshold": threshold,
             "unit": unit,
-            "passed": passed,
+            "passed": None if value is None else value <= threshold,
+            "measured": "n/a" if value is None else f"{value:.2f} {unit}",
+            "limit": f"≤ {threshold:g} {unit}",
         }
 
-    return [
-        target("ratio_at_10M", "pipeline time ≤ 3 × DuckDB time at 10M lines", ratio, TARGET_RATIO_AT_10M, "×"),
-        target("peak_memory", "pipeline peak memory ≤ 8 GiB (all sizes)", peak, TARGET_PEAK_GIB, "GiB"),
-        target("scaling_10M_1M", "pipeline time(10M) / time(1M) ≤ 12", scale, TARGET_SCALING_10M_1M, "×"),
-    ]
+    real_s = _wall(real, "pipeline")
+    targets = [
+        target("ratio_at_10M", f"pipeline time ≤ {TARGET_RATIO_AT_10M:g} × DuckDB time at 10M lines (full build)",
+               at_10m.get("ratio") if at_10m else None, TARGET_RATIO_AT_10M, "×"),
+        target("peak_memory", f"pipeline peak memory ≤ {TARGET_PEAK_GIB:g} GiB (every pipeline run)",
+               max(peaks) if peaks else None, TARGET_PEAK_GIB, "GiB"),
+        target("scaling_10M_1M", f"pipeline time(10M) / time(1M) ≤ {TARGET_SCALING_10M_1M:g}",
+               scaling(results, "pipeline"), TARGET_SCALING_10M_1M, "×"),
+    ]  # fmt: skip
+    for size, percent in TARGET_INCREMENTAL_PERCENT.items():
+        description = f"run adding 1 % new lines ≤ {percent:g} % of the full build's time at {size_label(size)} lines"
+        value = incremental_percent(results, size)
+        targets.append(target(f"incremental_{size_label(size)}", description, value, percent, "%"))
+    repeat = real.get("repeat", REAL_REPEAT)
+    description = f"real dataset end to end, JVM start included, median of {repeat} ≤ {TARGET_REAL_S:g} s"
+    targets.append(target("real_end_to_end", description, real_s, TARGET_REAL_S, "s"))
+    identical = target("reports_identical", "pipeline report = DuckDB report (every case compared)",
+                       differing if compared else None, 0, "cases differ")  # fmt: skip
+    if compared:
+        identical["measured"] = f"{differing} of {len(compared)} cases differ"
+    identical["limit"] = "none differs"
+    targets.append(identical)
+    return targets
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -538,10 +981,12 @@ def _size_text(n_bytes: int | None) -> str:
 
 
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
-    """The main table's rows (one per size), formatted, in the order of :data:`TABLE_COLUMNS`."""
+    """The full-build table's rows (one per size measured), formatted, in the order of :data:`TABLE_COLUMNS`."""
     rows = []
     for entry in results.get("sizes", []):
         pipeline, duck = entry.get("pipeline") or {}, entry.get("duckdb") or {}
+        if not (pipeline or duck):
+            continue
         rows.append(
             [
                 f"{entry['size']:,}",
@@ -557,14 +1002,114 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def incremental_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The incremental table's rows (one per size measured), in the order of :data:`INCREMENTAL_COLUMNS`."""
+    rows = []
+    for entry in results.get("sizes", []):
+        incremental = _incremental(entry)
+        if not incremental:
+            continue
+        pipeline, duck = incremental.get("pipeline") or {}, incremental.get("duckdb") or {}
+        percent = incremental_percent(results, entry["size"])
+        limit = TARGET_INCREMENTAL_PERCENT.get(entry["size"])
+        full_s = incremental.get("full_build_s")
+        built_here = incremental.get("full_build_source") == "base build"
+        full_text = _num(full_s, ".1f") + (" (built here)" if built_here else "")
+        rows.append(
+            [
+                f"{entry['size']:,}",
+                f"{incremental.get('lines_added', 0):,}",
+                full_text if full_s is not None else "n/a",
+                _num(pipeline.get("wall_s"), ".1f"),
+                "n/a" if percent is None else f"{percent:.1f} %",
+                "–" if limit is None else f"≤ {limit:g} %",
+                _num(pipeline.get("peak_rss_gib"), ".2f"),
+                _num(duck.get("wall_s"), ".1f"),
+            ]
+        )
+    return rows
+
+
 def _markdown_table(header: Sequence[str], rows: list[list[str]], right: Sequence[bool]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 
 
+def _parity_text(parity: dict[str, Any]) -> str:
+    parts = []
+    for name in REPORT_NAMES:
+        p = parity[name]
+        parts.append(f"{name} {'exact' if p['match'] else 'MISMATCH'} ({p['mismatches']} of {p['rows']} differ)")
+    parts.append(f"customer names differing: {parity['customer_name_differences']}")
+    return "; ".join(parts)
+
+
+def _failed_runs(label: str, result: dict[str, Any] | None, logs: str) -> list[str]:
+    if not result or result.get("ok", True):
+        return []
+    codes = [r["exit_code"] for r in result.get("runs", [])]
+    return [f"  - {label} FAILED (exit codes {codes}); see {logs}"]
+
+
+def _real_section(real: dict[str, Any]) -> list[str]:
+    out = ["", "## Real dataset", ""]
+    if not real.get("available"):
+        return [*out, f"Not run: {real.get('input')} does not exist."]
+    out.append(
+        f"`{real['input']}`: {real.get('order_lines', 0):,} order lines, the export as it came. Each engine ran "
+        f"{real.get('repeat')} time(s) in a fresh process with a fresh output folder (JVM start-up included); the "
+        "time is the median."
+    )
+    out.append("")
+    rows = []
+    for engine, label in (("pipeline", "pipeline (`ecom -q run --format json --output F`)"),
+                          ("duckdb", "DuckDB reference")):  # fmt: skip
+        result = real.get(engine)
+        if not result:
+            continue
+        runs = ", ".join(f"{r['wall_s']:.1f}" for r in result.get("runs", []) if r.get("exit_code") == 0)
+        rows.append([label, _num(result.get("wall_s"), ".1f"), runs or "n/a", _num(result.get("peak_rss_gib"), ".2f")])
+    out += _markdown_table(["engine", "median s", "runs s", "peak GiB"], rows, [False, True, True, True])
+    if real.get("ratio") is not None:
+        out += ["", f"Ratio pipeline / DuckDB: {real['ratio']:.2f}."]
+    for engine in ("pipeline", "duckdb"):
+        out += _failed_runs(engine, real.get(engine), "bench/work/real/*.stderr.log")
+    return out
+
+
+def _incremental_section(results: dict[str, Any]) -> list[str]:
+    rows = incremental_rows(results)
+    if not rows:
+        return []
+    out = ["", "## Incremental run (+1 % new order lines)", ""]
+    out.append(
+        "On the lakehouse built from N lines, a new orders file of N/100 new order lines (Row IDs N+1 on, new Order "
+        "IDs, the dataset's own customers, products, dates and amounts: every 100th line of the dataset) is placed "
+        "beside the others in the input folder, and `ecom -q run --input <dir> --lakehouse <same> --no-report` is "
+        "timed (JVM start-up included). Full build: the full case's time at that size (report included), or a build "
+        "made for this case when the full case did not run. The updated lakehouse's report (`ecom report`, not "
+        "timed) is compared with the DuckDB reference computed from scratch on all the files."
+    )
+    out.append("")
+    out += _markdown_table(INCREMENTAL_COLUMNS, rows, [True] * len(INCREMENTAL_COLUMNS))
+    out.append("")
+    for entry in results.get("sizes", []):
+        incremental = _incremental(entry) or {}
+        if incremental.get("report_run", {}).get("wall_s"):
+            out.append(
+                f"- {entry['size']:,} lines: the report of the updated lakehouse took "
+                f"{incremental['report_run']['wall_s']:.1f} s on its own (a new JVM)."
+            )
+        logs = f"bench/work/{entry['size']}/*.stderr.log"
+        for key in ("base_build", "pipeline", "duckdb"):
+            out += _failed_runs(f"{entry['size']:,} lines, incremental case, {key}", incremental.get(key), logs)
+    return out
+
+
 def render_markdown(results: dict[str, Any]) -> str:
-    """results.md: machine, the timing table, scaling, targets with pass/fail, start-up, generation, parity."""
+    """results.md: machine, the full-build table, scaling, the incremental and real-dataset cases, targets with
+    pass/fail, start-up, generation, parity."""
     machine = results.get("machine", {})
     config = results.get("config", {})
     out = ["# Benchmark: local pipeline vs DuckDB reference", ""]
@@ -574,26 +1119,32 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Python {machine.get('python')}, {machine.get('java')}, Spark {machine.get('spark')}, "
         f"Delta {machine.get('delta_spark')}, DuckDB {machine.get('duckdb')}, openpyxl {machine.get('openpyxl')}."
     )
+    cases = config.get("cases") or list(CASES)
     out.append(
+        f"Cases: {', '.join(cases)}. "
         f"Data: `generate_dataset(seed={config.get('seed')}, bad_orders={config.get('bad_orders')})`. "
-        f"Pipeline: `ecom -q run --format json` (ECOM_DRIVER_MEMORY={config.get('ecom_driver_memory') or 'unset'}); "
+        "Pipeline: `ecom -q run --format json --output F` "
+        f"(ECOM_DRIVER_MEMORY={config.get('ecom_driver_memory') or 'unset'}); "
         f"DuckDB: `python -m bench.duckdb_reference` with {config.get('duckdb_threads')} threads. "
-        f"Wall time is the median of {config.get('repeat', 1)} run(s) of a fresh process, start-up included; peak "
+        f"Wall time is the median of {config.get('repeat') or 1} run(s) of a fresh process, start-up included; peak "
         "memory is the highest sum of RSS over the process tree (sampled every 0.2 s)."
     )
-    out.append("")
-    out += _markdown_table(TABLE_COLUMNS, table_rows(results), [True] * len(TABLE_COLUMNS))
-    out.append("")
-    out.append(
-        f"Scaling time(10M) / time(1M): pipeline {_num(scaling(results, 'pipeline'), '.2f')}, "
-        f"DuckDB {_num(scaling(results, 'duckdb'), '.2f')} (10× the lines)."
-    )
+    if table_rows(results):
+        out += ["", "## Full build", ""]
+        out += _markdown_table(TABLE_COLUMNS, table_rows(results), [True] * len(TABLE_COLUMNS))
+        out.append("")
+        out.append(
+            f"Scaling time(10M) / time(1M): pipeline {_num(scaling(results, 'pipeline'), '.2f')}, "
+            f"DuckDB {_num(scaling(results, 'duckdb'), '.2f')} (10× the lines)."
+        )
+    out += _incremental_section(results)
+    if results.get("real"):
+        out += _real_section(results["real"])
     out += ["", "## Targets", ""]
     target_rows = []
     for t in evaluate_targets(results):
         verdict = "not measured" if t["passed"] is None else ("pass" if t["passed"] else "FAIL")
-        value = "n/a" if t["value"] is None else f"{t['value']:.2f} {t['unit']}"
-        target_rows.append([t["description"], value, f"≤ {t['threshold']:g} {t['unit']}", verdict])
+        target_rows.append([t["description"], t["measured"], t["limit"], verdict])
     out += _markdown_table(["target", "measured", "threshold", "result"], target_rows, [False, True, True, False])
 
     startup = results.get("spark_startup")
@@ -610,6 +1161,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         if generation.get("reused"):
             line += " (earlier run, reused)"
         line += f", {_size_text(generation.get('bytes'))} of raw files"
+        increment = (_incremental(entry) or {}).get("increment") or {}
+        if increment:
+            line += f"; increment written in {_num(increment.get('seconds'), '.1f')} s"
+            line += " (earlier run, reused)" if increment.get("reused") else ""
+            line += f", {_size_text(increment.get('bytes'))}"
         steps = (entry.get("duckdb") or {}).get("steps") or {}
         if steps:
             line += "; DuckDB steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items() if k != "total")
@@ -620,29 +1176,18 @@ def render_markdown(results: dict[str, Any]) -> str:
             line += f" (load average before a run up to {max(loads):.1f}: other work was using the CPUs)"
         out.append(line + ".")
         for engine in ("pipeline", "duckdb"):
-            result = entry.get(engine)
-            if result and not result.get("ok", True):
-                codes = [r["exit_code"] for r in result.get("runs", [])]
-                out.append(f"  - {engine} FAILED (exit codes {codes}); see bench/work/{entry['size']}/*.stderr.log")
+            out += _failed_runs(engine, entry.get(engine), f"bench/work/{entry['size']}/*.stderr.log")
 
     out += ["", "## Parity (pipeline report vs DuckDB report)", ""]
-    for entry in results.get("sizes", []):
-        parity = entry.get("parity")
-        if not parity:
-            out.append(f"- {entry['size']:,} lines: not compared (an engine did not run or failed).")
-            continue
-        parts = []
-        for name in REPORT_NAMES:
-            p = parity[name]
-            parts.append(f"{name} {'exact' if p['match'] else 'MISMATCH'} ({p['mismatches']} of {p['rows']} differ)")
-        parts.append(f"customer names differing: {parity['customer_name_differences']}")
-        out.append(f"- {entry['size']:,} lines: " + "; ".join(parts) + ".")
+    for label, parity in _parities(results):
+        text = _parity_text(parity) if parity else "not compared (an engine did not run or failed)"
+        out.append(f"- {label}: {text}.")
     out.append("")
     return "\n".join(out)
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    """Log-log chart of wall time against order lines for both engines."""
+    """Log-log chart of wall time against order lines: both engines' full builds, the incremental runs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -650,27 +1195,37 @@ def plot(results: dict[str, Any], path: Path) -> None:
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    sizes = [s["size"] for s in results.get("sizes", [])]
-    for engine, label, marker in (("pipeline", "pipeline (Spark + Delta)", "o"), ("duckdb", "DuckDB reference", "s")):
-        points = [(s["size"], _wall(s, engine)) for s in results.get("sizes", []) if _wall(s, engine)]
+    entries = results.get("sizes", [])
+    series = (
+        ("pipeline", "pipeline (Spark + Delta)", "o", lambda s: _wall(s, "pipeline")),
+        ("duckdb", "DuckDB reference", "s", lambda s: _wall(s, "duckdb")),
+        ("incremental", "pipeline, run adding 1 % new lines", "^",
+         lambda s: _wall(_incremental(s), "pipeline")),
+    )  # fmt: skip
+    sizes: set[int] = set()
+    for engine, label, marker, wall in series:
+        points = [(s["size"], wall(s)) for s in entries if wall(s)]
         if not points:
             continue
+        sizes |= {x for x, _ in points}
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker=marker, label=label)
+        ax.plot(xs, ys, marker=marker, label=label, linestyle=":" if engine == "incremental" else "-")
         for x, y in points:
             ax.annotate(f"{y:.0f} s" if y >= 10 else f"{y:.1f} s", (x, y), textcoords="offset points",
-                        xytext=(6, -12 if engine == "duckdb" else 6), fontsize=8)  # fmt: skip
+                        xytext=(6, -12 if engine != "pipeline" else 6), fontsize=8)  # fmt: skip
         if engine == "duckdb":
-            ax.plot(xs, [3 * y for y in ys], linestyle="--", color="grey", linewidth=1, label="3 × DuckDB (target)")
+            ax.plot(xs, [TARGET_RATIO_AT_10M * y for y in ys], linestyle="--", color="grey", linewidth=1,
+                    label=f"{TARGET_RATIO_AT_10M:g} × DuckDB (target at 10M)")  # fmt: skip
     startup = (results.get("spark_startup") or {}).get("best_s")
     if startup:
         ax.axhline(startup, color="grey", linestyle=":", linewidth=1, label=f"Spark start-up ({startup:.1f} s)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     if sizes:
-        ax.set_xticks(sizes, [size_label(s) for s in sizes])
+        ticks = sorted(sizes)
+        ax.set_xticks(ticks, [size_label(s) for s in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 1.6)
+        ax.set_xlim(min(ticks) / 1.6, max(ticks) * 1.6)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("order lines")
@@ -699,10 +1254,15 @@ def write_results(results: dict[str, Any], results_dir: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The harness's arguments."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES), help="e.g. 100000,1M,10M")
+    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES),
+                        help="sizes of the full and incremental cases, e.g. 100000,1M,10M")  # fmt: skip
+    parser.add_argument("--cases", type=parse_cases, default=list(CASES),
+                        help="what to run, among full,incremental,real (default: all)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--bad-orders", type=int, default=25, help="defective order lines per dataset")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size (median reported)")
+    repeat_help = f"runs per engine and case, median reported (default 1, {REAL_REPEAT} for real)"
+    parser.add_argument("--repeat", type=int, default=None, help=repeat_help)
+    parser.add_argument("--real-input", type=Path, default=REAL_INPUT, help="the real export's folder")
     parser.add_argument("--duckdb-threads", type=int, default=2)
     parser.add_argument("--startup-runs", type=int, default=2, help="Spark start-up measurements")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds before a run is killed")
@@ -714,49 +1274,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _case_failed(result: dict[str, Any] | None) -> bool:
+    """A run of the case failed, or its reports differ in ``profit_by_year``."""
+    if not result:
+        return False
+    engines = [result.get(k) for k in ("pipeline", "duckdb", "base_build")]
+    parity = result.get("parity")
+    return (
+        result.get("ok") is False
+        or any(e is not None and not e.get("ok") for e in engines)
+        or (parity is not None and not parity["profit_by_year"]["match"])
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write bench/results/; returns 0, or 1 when a run failed or the reports differ."""
     args = build_parser().parse_args(argv)
+    if args.repeat is not None and args.repeat < 1:
+        raise SystemExit("bench: --repeat must be at least 1")
     work_dir = args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     results: dict[str, Any] = {
         "machine": machine_info(),
         "config": {
+            "cases": args.cases,
             "sizes": args.sizes,
             "seed": args.seed,
             "bad_orders": args.bad_orders,
-            "repeat": args.repeat,
+            "repeat": args.repeat or 1,
+            "repeat_real": args.repeat or REAL_REPEAT,
+            "increment_share": 1 / INCREMENT_DIVISOR,
+            "real_input": str(args.real_input),
             "duckdb_threads": args.duckdb_threads,
             "ecom_driver_memory": env.get("ECOM_DRIVER_MEMORY"),
             "ecom_env": {k: v for k, v in env.items() if k.startswith("ECOM_")},
         },
         "spark_startup": None,
+        "real": None,
         "sizes": [],
     }
     if not args.skip_pipeline and args.startup_runs > 0:
         results["spark_startup"] = spark_startup(env, work_dir, args.startup_runs, args.timeout)
 
     failed = False
-    for size in args.sizes:
-        entry: dict[str, Any] = {"size": size, "generation": ensure_dataset(size, work_dir, seed=args.seed,
-                                                                           bad_orders=args.bad_orders)}  # fmt: skip
+    if "real" in args.cases:
+        results["real"] = run_real(work_dir, env, args)
+        failed |= _case_failed(results["real"])
+        write_results(results, args.results_dir)
+    for size in args.sizes if {"full", "incremental"} & set(args.cases) else []:
+        generation = ensure_dataset(size, work_dir, seed=args.seed, bad_orders=args.bad_orders)
+        entry: dict[str, Any] = {"size": size, "generation": generation}
         size_dir = work_dir / str(size)
-        pipeline_report = duckdb_report = None
-        if not args.skip_pipeline:
-            entry["pipeline"], pipeline_report = run_pipeline(size_dir, env, args)
-            failed |= not entry["pipeline"]["ok"]
-        if not args.skip_duckdb:
-            entry["duckdb"], duckdb_report = run_duckdb(size_dir, args)
-            failed |= not entry["duckdb"]["ok"]
-        pipeline_wall, duckdb_wall = _wall(entry, "pipeline"), _wall(entry, "duckdb")
-        entry["ratio"] = round(pipeline_wall / duckdb_wall, 3) if pipeline_wall and duckdb_wall else None
-        if pipeline_report and duckdb_report:
-            entry["parity"] = compare_reports(load_report(pipeline_report), load_report(duckdb_report))
-            gc.collect()  # the two parsed reports can be large (millions of rows at 10M lines)
-            if not entry["parity"]["profit_by_year"]["match"]:
-                failed = True
-                print(f"bench: profit_by_year differs at {size:,} lines", file=sys.stderr)
+        if "full" in args.cases:
+            entry.update(run_full(size, size_dir, env, args))
+            failed |= _case_failed(entry)
+        if "incremental" in args.cases:
+            entry["incremental"] = run_incremental(size, size_dir, env, args, generation, entry.get("pipeline"))
+            failed |= _case_failed(entry["incremental"])
         results["sizes"].append(entry)
         write_results(results, args.results_dir)  # after every size, so a long run leaves partial results
     results["scaling"] = {"pipeline": scaling(results, "pipeline"), "duckdb": scaling(results, "duckdb")}

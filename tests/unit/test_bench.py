@@ -1,12 +1,17 @@
 """The benchmark's DuckDB reference and results writer (no Spark): the reference keeps every valid order line once,
-quarantines the defective ones and totals profit exactly; the markdown table and targets come out as specified."""
+quarantines the defective ones, totals profit exactly and flags the value anomalies with the pipeline's rules and
+constants; the increment continues a dataset with new lines; the tables, targets and cases come out as specified."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import random
 import re
 import subprocess
 import sys
+from argparse import ArgumentTypeError
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -17,17 +22,31 @@ duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("psutil")
 pytest.importorskip("pyarrow")
 
-from bench.duckdb_reference import REPORT_NAMES, clean_name_sql, render_json, run_reference  # noqa: E402
+from bench import duckdb_reference  # noqa: E402
+from bench.duckdb_reference import REPORT_NAMES, clean_name_sql, discover_sources, render_json, run_reference  # noqa: E402
 from bench.run import (  # noqa: E402
+    INCREMENTAL_COLUMNS,
     TABLE_COLUMNS,
+    _case_failed,
+    _snapshot,
+    build_parser,
     compare_reports,
+    ensure_dataset,
+    ensure_increment,
     evaluate_targets,
+    increment_lines,
+    increment_records,
+    incremental_rows,
     load_report,
     measure,
+    new_order_id,
+    parse_cases,
     parse_sizes,
     render_markdown,
+    reports_identical,
     size_label,
     table_rows,
+    write_orders_file,
 )
 from ecom_lakehouse.tools.generate import generate_dataset  # noqa: E402
 
@@ -127,6 +146,14 @@ def test_report_json_round_trips_exactly_and_compares_equal(reference, tmp_path)
     changed = json.loads(json.dumps(loaded, default=str), parse_float=Decimal)
     changed["profit_by_year"][0]["profit"] = str(Decimal(changed["profit_by_year"][0]["profit"]) + Decimal("0.01"))
     assert compare_reports(loaded, changed)["profit_by_year"]["mismatches"] == 1
+    changed = json.loads(json.dumps(loaded, default=str), parse_float=Decimal)
+    changed["profit_by_year"][-1]["anomaly_lines"] = int(changed["profit_by_year"][-1]["anomaly_lines"]) + 1
+    assert compare_reports(loaded, changed)["profit_by_year"]["mismatches"] == 1
+
+
+def test_reference_gold_counts_the_pipelines_anomaly_rules():
+    expectations = pytest.importorskip("ecom_lakehouse.quality.expectations")
+    assert list(duckdb_reference._ANOMALY_REASONS) == [e.reason for e in expectations.anomalies_for("orders")]
 
 
 NAME_CASES = [
@@ -214,14 +241,52 @@ def test_name_repair_matches_the_java_rules_on_random_strings():
     assert all(_java_rules(raw) == expected for raw, expected in NAME_CASES)
 
 
+def _parity(*, year_mismatches: int = 0, names_differing: int = 0) -> dict[str, object]:
+    parity: dict[str, object] = {
+        name: {"match": True, "rows": 4, "mismatches": 0, "examples": []} for name in REPORT_NAMES
+    }
+    if year_mismatches:
+        parity["profit_by_year"] = {"match": False, "rows": 4, "mismatches": year_mismatches, "examples": []}
+    parity["customer_name_differences"] = names_differing
+    parity["customer_name_examples"] = []
+    return parity
+
+
 def _fake_results() -> dict[str, object]:
     def engine(wall: float, size: int, peak: float) -> dict[str, object]:
         return {"ok": True, "wall_s": wall, "rows_per_s": size / wall, "peak_rss_gib": peak, "runs": [], "steps": {}}
+
+    def incremental(size: int, wall: float, full: float, peak: float) -> dict[str, object]:
+        return {
+            "lines_added": size // 100,
+            "increment": {"file": "orders_increment.jsonl", "lines": size // 100, "seconds": 1.0, "bytes": 2**20},
+            "full_build_s": full,
+            "full_build_source": "full case",
+            "pipeline": engine(wall, size // 100, peak),
+            "report_run": {"wall_s": 30.0, "peak_rss_bytes": 2 * 2**30, "exit_code": 0},
+            "duckdb": engine(full / 3, size + size // 100, 1.0),
+            "ratio_to_full": round(wall / full, 4),
+            "parity": _parity(),
+            "ok": True,
+        }
 
     return {
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cores_logical": 2, "memory_gib": 24.0},
         "config": {"seed": 42, "bad_orders": 25, "repeat": 1, "duckdb_threads": 2},
         "spark_startup": {"best_s": 9.5, "peak_rss_gib": 0.6, "runs": [{}]},
+        "real": {
+            "input": "/data/pei",
+            "available": True,
+            "order_lines": 9994,
+            "repeat": 3,
+            "pipeline": {
+                **engine(21.0, 9994, 1.5),
+                "runs": [{"wall_s": w, "exit_code": 0} for w in (20.0, 21.0, 23.0)],
+            },
+            "duckdb": engine(1.4, 9994, 0.2),
+            "ratio": 15.0,
+            "parity": _parity(names_differing=1),
+        },
         "sizes": [
             {
                 "size": 1_000_000,
@@ -229,6 +294,8 @@ def _fake_results() -> dict[str, object]:
                 "pipeline": engine(100.0, 1_000_000, 3.0),
                 "duckdb": engine(25.0, 1_000_000, 1.0),
                 "ratio": 4.0,
+                "parity": _parity(),
+                "incremental": incremental(1_000_000, 30.0, 100.0, 2.5),
             },
             {
                 "size": 10_000_000,
@@ -236,6 +303,8 @@ def _fake_results() -> dict[str, object]:
                 "pipeline": engine(600.0, 10_000_000, 9.5),
                 "duckdb": engine(250.0, 10_000_000, 4.0),
                 "ratio": 2.4,
+                "parity": _parity(),
+                "incremental": incremental(10_000_000, 48.0, 600.0, 4.0),
             },
         ],
     }
@@ -257,15 +326,83 @@ def test_results_table_has_the_expected_columns_and_values():
     assert "pipeline 6.00, DuckDB 10.00" in markdown
 
 
+def test_incremental_table_shows_the_share_of_the_full_build():
+    results = _fake_results()
+    assert incremental_rows(results) == [
+        ["1,000,000", "10,000", "100.0", "30.0", "30.0 %", "≤ 25 %", "2.50", "33.3"],
+        ["10,000,000", "100,000", "600.0", "48.0", "8.0 %", "≤ 10 %", "4.00", "200.0"],
+    ]
+    results["sizes"][0]["incremental"]["full_build_source"] = "base build"  # the case built its own lakehouse
+    assert incremental_rows(results)[0][2] == "100.0 (built here)"
+    markdown = render_markdown(results)
+    assert "| " + " | ".join(INCREMENTAL_COLUMNS) + " |" in markdown
+    assert "| 10,000,000 | 100,000 | 600.0 | 48.0 | 8.0 % | ≤ 10 % | 4.00 | 200.0 |" in markdown
+    assert "- 1,000,000 + 10,000 lines, incremental run: profit_by_year exact (0 of 4 differ)" in markdown
+
+
+def test_real_dataset_section_lists_every_run_and_the_median():
+    markdown = render_markdown(_fake_results())
+    assert "`/data/pei`: 9,994 order lines" in markdown
+    assert "| pipeline (`ecom -q run --format json --output F`) | 21.0 | 20.0, 21.0, 23.0 | 1.50 |" in markdown
+    assert "Ratio pipeline / DuckDB: 15.00." in markdown
+    assert "- real dataset (9,994 lines): profit_by_year exact" in markdown
+    missing = {**_fake_results(), "real": {"input": "/nowhere", "available": False}}
+    assert "Not run: /nowhere does not exist." in render_markdown(missing)
+    assert {t["name"]: t["passed"] for t in evaluate_targets(missing)}["real_end_to_end"] is None
+
+
 def test_targets_pass_or_fail_per_target():
     targets = {t["name"]: t for t in evaluate_targets(_fake_results())}
+    assert list(targets) == [
+        "ratio_at_10M", "peak_memory", "scaling_10M_1M", "incremental_10M", "incremental_1M", "real_end_to_end",
+        "reports_identical",
+    ]  # fmt: skip
     assert (targets["ratio_at_10M"]["value"], targets["ratio_at_10M"]["passed"]) == (2.4, True)
     assert (targets["peak_memory"]["value"], targets["peak_memory"]["passed"]) == (9.5, False)
     assert (targets["scaling_10M_1M"]["value"], targets["scaling_10M_1M"]["passed"]) == (6.0, True)
+    assert (targets["incremental_10M"]["value"], targets["incremental_10M"]["passed"]) == (8.0, True)
+    assert (targets["incremental_1M"]["value"], targets["incremental_1M"]["passed"]) == (30.0, False)
+    assert (targets["real_end_to_end"]["value"], targets["real_end_to_end"]["passed"]) == (21.0, True)
+    # one name differing on the real data is enough for the reports not to be identical
+    assert (targets["reports_identical"]["value"], targets["reports_identical"]["passed"]) == (1, False)
+    assert targets["reports_identical"]["measured"] == "1 of 5 cases differ"
     markdown = render_markdown(_fake_results())
-    assert re.search(r"\| pipeline peak memory ≤ 8 GiB \(all sizes\) \| 9\.50 GiB \| ≤ 8 GiB \| FAIL \|", markdown)
-    quick = {"sizes": _fake_results()["sizes"][:1]}
-    assert [t["passed"] for t in evaluate_targets(quick)] == [None, True, None]
+    assert re.search(
+        r"\| pipeline peak memory ≤ 8 GiB \(every pipeline run\) \| 9\.50 GiB \| ≤ 8 GiB \| FAIL \|", markdown
+    )
+    assert "| pipeline time ≤ 2.5 × DuckDB time at 10M lines (full build) | 2.40 × | ≤ 2.5 × | pass |" in markdown
+    assert (
+        "| run adding 1 % new lines ≤ 25 % of the full build's time at 1M lines | 30.00 % | ≤ 25 % | FAIL |" in markdown
+    )
+    assert "| real dataset end to end, JVM start included, median of 3 ≤ 25 s | 21.00 s | ≤ 25 s | pass |" in markdown
+    quick = {"sizes": [{k: v for k, v in _fake_results()["sizes"][0].items() if k != "incremental"}]}
+    assert [t["passed"] for t in evaluate_targets(quick)] == [None, True, None, None, None, None, True]
+
+
+def test_peak_memory_target_counts_incremental_and_real_runs():
+    results = _fake_results()
+    for entry in results["sizes"]:
+        entry["pipeline"]["peak_rss_gib"] = 1.0
+    assert {t["name"]: t["value"] for t in evaluate_targets(results)}["peak_memory"] == 4.0  # the 10M increment
+    results["real"]["pipeline"]["peak_rss_gib"] = 8.5
+    assert {t["name"]: t["passed"] for t in evaluate_targets(results)}["peak_memory"] is False
+
+
+def test_reports_identical_needs_every_figure_and_every_name():
+    assert reports_identical(_parity())
+    assert not reports_identical(_parity(names_differing=2))
+    assert not reports_identical(_parity(year_mismatches=1))
+
+
+def test_a_case_fails_on_a_failed_run_or_a_profit_by_year_difference():
+    results = _fake_results()
+    assert not _case_failed(results["sizes"][1]["incremental"])
+    assert not _case_failed(results["real"])  # a differing name is reported, it does not fail the run
+    assert _case_failed({**results["real"], "parity": _parity(year_mismatches=1)})
+    assert _case_failed({**results["real"], "duckdb": {"ok": False, "runs": []}})
+    assert _case_failed({"ok": False, "base_build": {"ok": False}})
+    assert not _case_failed({"skipped": "--skip-pipeline"})
+    assert not _case_failed(None)
 
 
 def test_sizes_and_labels():
@@ -303,3 +440,286 @@ def test_reference_command_line_prints_the_report(tmp_path):
     assert sum(r["profit"] for r in report["profit_by_year"]) == sum(r["profit"] for r in report["profit_by_customer"])
     assert "duckdb-reference timings:" in done.stderr
     assert (tmp_path / "o" / "gold" / "profit_aggregate.parquet").is_file()
+
+
+def test_cases_parse_in_the_harness_order_and_default_to_all():
+    assert parse_cases("real, full") == ["full", "real"]
+    assert parse_cases("incremental,incremental") == ["incremental"]
+    for wrong in ("", "full,fast", " , "):
+        with pytest.raises(ArgumentTypeError):
+            parse_cases(wrong)
+    defaults = build_parser().parse_args([])
+    assert defaults.cases == ["full", "incremental", "real"]
+    assert (defaults.sizes, defaults.repeat) == ([100_000, 1_000_000, 10_000_000], None)
+    chosen = build_parser().parse_args(["--sizes", "20k", "--cases", "full,incremental", "--repeat", "3"])
+    assert (chosen.cases, chosen.sizes, chosen.repeat) == (["full", "incremental"], [20_000], 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The value-anomaly rules of the reference: the pipeline's constants, rules and order
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_reference_anomaly_constants_equal_the_pipelines():
+    expectations = pytest.importorskip("ecom_lakehouse.quality.expectations")  # imports pyspark.sql.functions only
+    assert duckdb_reference.PRICE_SCALE_LIMIT == expectations.PRICE_SCALE_LIMIT
+    assert dict(expectations.COST_SHARE_BANDS) == duckdb_reference.COST_SHARE_BANDS
+    assert duckdb_reference.COST_SHARE_ANY == expectations.COST_SHARE_ANY
+    assert duckdb_reference.PROFIT_TOLERANCE == expectations.PROFIT_TOLERANCE
+
+
+def test_reference_declares_the_pipelines_rules_in_the_same_order():
+    expectations = pytest.importorskip("ecom_lakehouse.quality.expectations")
+
+    def declared(dataset: str, severity: object) -> list[str]:
+        return [e.reason for e in expectations.expectations_for(dataset) if e.severity is severity and not e.preempts]
+
+    quarantine, flag = expectations.Severity.QUARANTINE, expectations.Severity.FLAG
+    reference = duckdb_reference
+    pairs = [
+        (reference._ORDER_ERRORS, declared("orders", quarantine)),  # malformed_record: the reference fails instead
+        (reference._ORDER_WARNINGS, declared("orders", flag)),
+        (reference._CUSTOMER_ERRORS, declared("customers", quarantine)),
+        (reference._CUSTOMER_WARNINGS, declared("customers", flag)),
+        (reference._PRODUCT_ERRORS, declared("products", quarantine)),
+        (reference._PRODUCT_WARNINGS, declared("products", flag)),
+    ]
+    for rules, pipeline in pairs:
+        assert [reason for reason, _ in rules] == pipeline
+
+
+_LINE_COLUMNS = "sub_category, quantity, sales, discount, profit, unit_price_max"
+
+
+def _anomaly_flags(lines: list[tuple[object, ...]]) -> list[list[str]]:
+    """The reference's value-anomaly flags of hand-made enriched lines (its SQL, on a DuckDB table)."""
+    con = duckdb.connect()
+    types = "sub_category VARCHAR, quantity INTEGER, sales DECIMAL(18,2), discount DECIMAL(6,4), profit DECIMAL(18,2)"
+    con.execute(f"CREATE TABLE lines (n INTEGER, {types}, unit_price_max DECIMAL(20,8))").fetchall()
+    con.executemany(
+        f"INSERT INTO lines (n, {_LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(i, *(str(v) if isinstance(v, Decimal) else v for v in line)) for i, line in enumerate(lines)],
+    )
+    rules = [(r, c) for r, c in duckdb_reference._ORDER_WARNINGS if r not in ("customer_unknown", "product_unknown")]
+    rules = [(r, c) for r, c in rules if r != "duplicate_line_other_row_id"]
+    low, high = duckdb_reference._cost_share_sql(0), duckdb_reference._cost_share_sql(1)
+    query = (
+        f"SELECT {duckdb_reference._reasons(rules)} FROM (SELECT *, {low} AS _cost_share_low, "
+        f"{high} AS _cost_share_high FROM lines) ORDER BY n"
+    )
+    return [row[0] for row in con.execute(query).fetchall()]
+
+
+def _python_flags(sub_category, quantity, sales, discount, profit, unit_price_max) -> list[str]:
+    """The rules of quality/expectations.py in plain Python Decimal arithmetic, with the pipeline's constants."""
+    expectations = pytest.importorskip("ecom_lakehouse.quality.expectations")
+    low, high = expectations.COST_SHARE_BANDS.get(sub_category, expectations.COST_SHARE_ANY)
+    judgeable = sales > 0 and 0 <= discount < 1
+    out_of_scale = bool(
+        quantity > 0
+        and judgeable
+        and unit_price_max is not None
+        and sales / quantity / (1 - discount) > expectations.PRICE_SCALE_LIMIT * unit_price_max
+    )
+    off_band = False
+    if judgeable and not out_of_scale:
+        list_value = sales / (1 - discount)
+        lowest, highest = sales - high * list_value, sales - low * list_value
+        off_band = profit < lowest - expectations.PROFIT_TOLERANCE or profit > highest + expectations.PROFIT_TOLERANCE
+    flags = [
+        ("price_out_of_scale", out_of_scale),
+        ("profit_margin_implausible", off_band and profit != 0),
+        ("profit_zero_implausible", off_band and profit == 0),
+        ("profit_exceeds_sales", profit > sales),
+    ]
+    return [reason for reason, fired in flags if fired]
+
+
+def test_anomaly_rules_at_their_boundaries():
+    d = Decimal
+    lines = [
+        # price_out_of_scale: sales / quantity / (1 - discount) against 20 x the highest listed price (10.00)
+        ("Binders", 2, d("400.00"), d("0"), d("190.00"), d("10")),  # exactly 20 x: not out of scale
+        ("Binders", 2, d("400.01"), d("0"), d("190.00"), d("10")),
+        ("Binders", 2, d("200.01"), d("0.5"), d("95.00"), d("10")),  # 20 x at half the list price
+        ("Binders", 2, d("400.01"), d("0"), d("190.00"), None),  # product without a price: not judged
+        # Binders cost share 0.50-0.55: sales 100, no discount -> plausible profit 45-50, +-1.00 tolerance
+        ("Binders", 1, d("100.00"), d("0"), d("44.00"), d("100")),
+        ("Binders", 1, d("100.00"), d("0"), d("43.99"), d("100")),
+        ("Binders", 1, d("100.00"), d("0"), d("51.00"), d("100")),
+        ("Binders", 1, d("100.00"), d("0"), d("51.01"), d("100")),
+        # zero profit at 80 % discount: the list value 100 costs 50-55, so the line should lose 30-35
+        ("Binders", 1, d("20.00"), d("0.8"), d("0.00"), d("100")),
+        ("Phones", 1, d("20.00"), d("0"), d("0.00"), d("100")),  # Phones go up to cost share 1.00: break-even is fine
+        ("Unknown", 1, d("100.00"), d("0"), d("60.00"), None),  # Unknown: any band 0.50-1.00
+        ("Binders", 1, d("10.00"), d("0"), d("10.01"), d("100")),  # profit over sales, off band too
+        ("Binders", 1, d("0.00"), d("0"), d("5.00"), d("100")),  # no sales: only profit_exceeds_sales is judged
+        ("Binders", 1, d("100.00"), d("1"), d("0.00"), d("100")),  # 100 % discount: not judged
+    ]
+    expected = [
+        [], ["price_out_of_scale"], ["price_out_of_scale"], [],
+        [], ["profit_margin_implausible"], [], ["profit_margin_implausible"],
+        ["profit_zero_implausible"], [], ["profit_margin_implausible"],
+        ["profit_margin_implausible", "profit_exceeds_sales"], ["profit_exceeds_sales"], [],
+    ]  # fmt: skip
+    assert _anomaly_flags(lines) == expected
+    assert [_python_flags(*line) for line in lines] == expected
+
+
+def test_anomaly_rules_equal_a_plain_decimal_transcription_on_random_lines():
+    rng = random.Random(5)
+    sub_categories = [*duckdb_reference.COST_SHARE_BANDS, "Unknown"]
+    lines = []
+    for _ in range(3_000):
+        quantity = rng.randint(1, 14)
+        price = Decimal(rng.randint(1, 500_000)) / 100
+        discount = rng.choice([Decimal(0), Decimal("0.1"), Decimal("0.2"), Decimal("0.45"), Decimal("0.8")])
+        sales = (price * quantity * (1 - discount) * rng.choice([1, 1, 1, 19, 21, 100])).quantize(Decimal("0.01"))
+        cost_share = Decimal(rng.randint(30, 110)) / 100
+        profit = (sales - cost_share * sales / (1 - discount)).quantize(Decimal("0.01"))
+        profit = rng.choice([profit, profit, Decimal(0), profit * 100, sales + 1])
+        max_price = rng.choice([price, price * 2, None])
+        lines.append((rng.choice(sub_categories), quantity, sales, discount, profit.quantize(Decimal("0.01")),
+                      max_price))  # fmt: skip
+    got = _anomaly_flags(lines)
+    expected = [_python_flags(*line) for line in lines]
+    assert got == expected
+    fired = {reason for flags in expected for reason in flags}
+    assert fired == {
+        "price_out_of_scale",
+        "profit_margin_implausible",
+        "profit_zero_implausible",
+        "profit_exceeds_sales",
+    }
+
+
+def test_reference_flags_exactly_the_injected_anomalies(tmp_path):
+    files = generate_dataset(tmp_path / "input", orders=3_000, seed=42, bad_orders=5, anomalies=60)
+    result = run_reference(tmp_path / "input", tmp_path / "out", threads=2)
+    kinds = {
+        "price_decimal_lost": "price_out_of_scale",
+        "profit_decimal_lost": "profit_margin_implausible",
+        "profit_zeroed": "profit_zero_implausible",
+    }
+    with files.anomalies.open(encoding="utf-8", newline="") as handle:
+        truth = {int(row["row_id"]): kinds[row["kind"]] for row in csv.DictReader(handle)}
+    silver = tmp_path / "out" / "silver" / "orders_enriched.parquet"
+    anomalies = ", ".join(f"'{k}'" for k in kinds.values())
+    flagged = dict(
+        duckdb.sql(
+            f"SELECT row_id, list_filter(quality_flags, lambda f: f IN ({anomalies})) AS f "
+            f"FROM read_parquet('{silver}') WHERE len(f) > 0"
+        ).fetchall()
+    )
+    assert {row_id: flags for row_id, flags in flagged.items()} == {row_id: [kind] for row_id, kind in truth.items()}
+    counts = result.rule_counts
+    assert sum(counts[f"orders.{kind}"] for kind in kinds.values()) == len(truth) == 60
+    assert counts["orders.row_id_missing"] == 1 and counts["orders.price_invalid"] == 0
+    assert set(counts) >= {"orders.profit_exceeds_sales", "customers.phone_unusable", "products.unit_price_invalid"}
+
+
+def test_silver_products_keep_the_range_of_listed_prices(reference):
+    products = reference["out"] / "silver" / "products.parquet"
+    rows = duckdb.sql(
+        f"SELECT count(*), count(*) FILTER (WHERE unit_price_min <= unit_price AND unit_price <= unit_price_max), "
+        f"count(*) FILTER (WHERE source_rows > 1 AND unit_price_min < unit_price_max) FROM read_parquet('{products}')"
+    ).fetchall()[0]
+    assert rows[0] == rows[1] and rows[2] > 0  # a product listed twice at two prices keeps both ends
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The incremental case's new lines
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _lines(n: int) -> list[dict[str, object]]:
+    return [
+        {"Row ID": i + 1, "Order ID": f"CA-2016-{100_000 + i // 2}", "Customer ID": f"C-{i % 7}", "Profit": i / 4}
+        for i in range(n)
+    ]
+
+
+def test_increment_records_are_new_lines_of_the_same_customers_and_products():
+    base = _lines(1_000)
+    base[300]["Row ID"] = None  # a defective line stays defective
+    new = list(increment_records(base, 1_000, increment_lines(1_000)))
+    assert increment_lines(1_000) == 10 and increment_lines(50) == 1
+    assert [line["Row ID"] for line in new] == [1_001, 1_002, 1_003, None, 1_005, 1_006, 1_007, 1_008, 1_009, 1_010]
+    picked = [base[i] for i in range(0, 1_000, 100)]
+    for line, source in zip(new, picked, strict=True):
+        assert list(line) == list(source)  # same keys, same order
+        assert {k: v for k, v in line.items() if k not in ("Row ID", "Order ID")} == {
+            k: v for k, v in source.items() if k not in ("Row ID", "Order ID")
+        }
+        assert line["Order ID"].startswith("CA-2016-") and line["Order ID"] != source["Order ID"]
+    assert len({line["Order ID"] for line in new}) == 10
+    assert base[0]["Row ID"] == 1  # the source lines are not changed
+
+
+def test_increment_keeps_the_lines_of_one_order_together_and_parses_text_lazily():
+    texts = [json.dumps(line) for line in _lines(8)]
+    texts[1] = "not json: never parsed because never picked"
+    new = list(increment_records(texts, 8, 4))  # every second line: 0, 2, 4, 6 -> orders 100000, 100001, ...
+    assert [line["Row ID"] for line in new] == [9, 10, 11, 12]
+    assert [line["Order ID"] for line in new] == [new_order_id("CA-2016-1", k) for k in range(4)]
+    same_order = list(increment_records([{"Row ID": 1, "Order ID": "X-1"}, {"Row ID": 2, "Order ID": "X-1"}], 2, 2))
+    assert [line["Order ID"] for line in same_order] == ["X-10000000", "X-10000000"]
+    assert new_order_id("US-2017-118983", 5) == "US-2017-10000005" and new_order_id("odd", 0) == "INC-10000000"
+
+
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_orders_file_round_trips_in_both_formats(tmp_path, jsonl):
+    lines = [{"Row ID": 1, "Price": 47.97, "Discount": 0, "Profit": "12.5%"}, {"Row ID": 2, "Price": 1e-05}]
+    path = tmp_path / ("orders_x.jsonl" if jsonl else "orders_x.json")
+    assert write_orders_file(path, lines, jsonl=jsonl) == 2
+    text = path.read_text(encoding="utf-8")
+    parsed = [json.loads(t) for t in text.splitlines()] if jsonl else json.loads(text)
+    assert parsed == lines
+    assert text.startswith("{" if jsonl else '[\n  {\n    "Row ID": 1,')
+
+
+def test_increment_continues_a_generated_dataset_and_the_reference_counts_it(tmp_path):
+    work = tmp_path / "work"
+    generation = ensure_dataset(2_000, work, seed=42, bad_orders=5)
+    input_dir = work / "2000" / "input"
+    increment = ensure_increment(2_000, work, generation)
+    assert (increment["file"], increment["lines"], increment["reused"]) == ("orders_increment.json", 20, False)
+    assert ensure_increment(2_000, work, generation)["reused"]
+    path = work / "2000" / "increment" / increment["file"]
+    new = json.loads(path.read_text(encoding="utf-8"))
+    base = json.loads((input_dir / "orders_export.json").read_text(encoding="utf-8"))
+    assert [line["Row ID"] or 2_001 + k for k, line in enumerate(new)] == list(range(2_001, 2_021))
+    assert {line["Order ID"] for line in new}.isdisjoint({line["Order ID"] for line in base})
+    customers = {line["Customer ID"] for line in base}
+    assert {line["Customer ID"] for line in new} <= customers
+
+    before = run_reference(input_dir, tmp_path / "before", threads=2)
+    placed = input_dir / increment["file"]
+    placed.write_bytes(path.read_bytes())
+    assert placed in discover_sources(input_dir)["orders"]  # picked up as an orders file, by name
+    after = run_reference(input_dir, tmp_path / "after", threads=2)
+    new_valid = _valid_lines(new)
+    assert after.counts["orders_enriched"] == before.counts["orders_enriched"] + len(new_valid)
+    added = sum((_money(line["Profit"]) for line in new_valid), Decimal(0))
+    assert Decimal(after.counts["gold_profit"]) == Decimal(before.counts["gold_profit"]) + added
+    assert (
+        after.rule_counts["orders.duplicate_line_other_row_id"]
+        == before.rule_counts["orders.duplicate_line_other_row_id"]
+    )  # new contents, not copies
+
+    # an increment left behind by an interrupted run is removed when the dataset is next used
+    assert ensure_dataset(2_000, work, seed=42, bad_orders=5)["reused"]
+    assert not placed.exists()
+
+
+def test_lakehouse_snapshot_links_parquet_and_copies_the_rest(tmp_path):
+    source = tmp_path / "lakehouse"
+    (source / "silver" / "orders" / "_delta_log").mkdir(parents=True)
+    (source / "silver" / "orders" / "part-0.parquet").write_bytes(b"data")
+    (source / "silver" / "orders" / "_delta_log" / "00000.json").write_text("{}", encoding="utf-8")
+    _snapshot(source, tmp_path / "copy")
+    linked = tmp_path / "copy" / "silver" / "orders" / "part-0.parquet"
+    log = tmp_path / "copy" / "silver" / "orders" / "_delta_log" / "00000.json"
+    assert linked.read_bytes() == b"data" and log.read_text(encoding="utf-8") == "{}"
+    assert os.stat(linked).st_ino == os.stat(source / "silver" / "orders" / "part-0.parquet").st_ino
+    assert os.stat(log).st_ino != os.stat(source / "silver" / "orders" / "_delta_log" / "00000.json").st_ino
