@@ -63,29 +63,13 @@ import duckdb
 import pyarrow as pa
 
 from ecom_lakehouse.fields import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS, REPORT_NAMES
+from ecom_lakehouse.quality.thresholds import COST_SHARE_ANY, COST_SHARE_BANDS, PRICE_SCALE_LIMIT, PROFIT_TOLERANCE
 from ecom_lakehouse.tools.render import render_json
 
 __all__ = ["REPORT_NAMES", "ReferenceResult", "clean_name_sql", "discover_sources", "render_json", "run_reference"]
 
 UNKNOWN = "Unknown"
 
-# Value-anomaly constants, copied from ecom_lakehouse/quality/expectations.py (PRICE_SCALE_LIMIT, COST_SHARE_BANDS,
-# COST_SHARE_ANY, PROFIT_TOLERANCE; the reasons for each value are there). Copied, not imported, so that the reference
-# stays independent of the pipeline's Spark code; tests/unit/test_bench.py checks that the copies are equal.
-PRICE_SCALE_LIMIT = Decimal("20")
-COST_SHARE_BANDS: dict[str, tuple[Decimal, Decimal]] = {
-    sub_category: (Decimal(low), Decimal(high))
-    for sub_category, low, high in (
-        ("Accessories", "0.52", "0.94"), ("Appliances", "0.55", "0.77"), ("Art", "0.50", "0.75"),
-        ("Binders", "0.50", "0.55"), ("Bookcases", "0.70", "0.94"), ("Chairs", "0.70", "0.95"),
-        ("Copiers", "0.50", "0.70"), ("Envelopes", "0.50", "0.55"), ("Fasteners", "0.50", "1.00"),
-        ("Furnishings", "0.50", "0.95"), ("Labels", "0.50", "0.54"), ("Machines", "0.50", "0.74"),
-        ("Paper", "0.50", "0.55"), ("Phones", "0.50", "1.00"), ("Storage", "0.70", "1.00"),
-        ("Supplies", "0.70", "0.99"), ("Tables", "0.64", "0.94"),
-    )
-}  # fmt: skip
-COST_SHARE_ANY: tuple[Decimal, Decimal] = (Decimal("0.50"), Decimal("1.00"))  # Unknown or unlisted sub-category
-PROFIT_TOLERANCE = Decimal("1.00")
 
 # File-name patterns, as in conf/pipeline.yml (used when the package configuration cannot be loaded).
 _DEFAULT_PATTERNS = {

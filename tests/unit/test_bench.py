@@ -460,12 +460,15 @@ def test_cases_parse_in_the_harness_order_and_default_to_all():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_reference_anomaly_constants_equal_the_pipelines():
-    expectations = pytest.importorskip("ecom_lakehouse.quality.expectations")  # imports pyspark.sql.functions only
-    assert duckdb_reference.PRICE_SCALE_LIMIT == expectations.PRICE_SCALE_LIMIT
-    assert dict(expectations.COST_SHARE_BANDS) == duckdb_reference.COST_SHARE_BANDS
-    assert duckdb_reference.COST_SHARE_ANY == expectations.COST_SHARE_ANY
-    assert duckdb_reference.PROFIT_TOLERANCE == expectations.PROFIT_TOLERANCE
+def test_reference_reads_the_pipelines_thresholds_without_importing_spark():
+    code = (
+        "import sys, bench.duckdb_reference as r, ecom_lakehouse.quality.thresholds as t; "
+        "assert r.COST_SHARE_BANDS is t.COST_SHARE_BANDS and r.PRICE_SCALE_LIMIT is t.PRICE_SCALE_LIMIT; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    imported = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert imported.strip() == "[]"
 
 
 def test_reference_declares_the_pipelines_rules_in_the_same_order():
