@@ -48,6 +48,7 @@ from bench.run import (  # noqa: E402
     table_rows,
     write_orders_file,
 )
+from ecom_lakehouse.quality import thresholds  # noqa: E402
 from ecom_lakehouse.tools.generate import generate_dataset  # noqa: E402
 
 LINES, BAD = 2_000, 5
@@ -515,20 +516,19 @@ def _anomaly_flags(lines: list[tuple[object, ...]]) -> list[list[str]]:
 
 def _python_flags(sub_category, quantity, sales, discount, profit, unit_price_max) -> list[str]:
     """The rules of quality/expectations.py in plain Python Decimal arithmetic, with the pipeline's constants."""
-    expectations = pytest.importorskip("ecom_lakehouse.quality.expectations")
-    low, high = expectations.COST_SHARE_BANDS.get(sub_category, expectations.COST_SHARE_ANY)
+    low, high = thresholds.COST_SHARE_BANDS.get(sub_category, thresholds.COST_SHARE_ANY)
     judgeable = sales > 0 and 0 <= discount < 1
     out_of_scale = bool(
         quantity > 0
         and judgeable
         and unit_price_max is not None
-        and sales / quantity / (1 - discount) > expectations.PRICE_SCALE_LIMIT * unit_price_max
+        and sales / quantity / (1 - discount) > thresholds.PRICE_SCALE_LIMIT * unit_price_max
     )
     off_band = False
     if judgeable and not out_of_scale:
         list_value = sales / (1 - discount)
         lowest, highest = sales - high * list_value, sales - low * list_value
-        off_band = profit < lowest - expectations.PROFIT_TOLERANCE or profit > highest + expectations.PROFIT_TOLERANCE
+        off_band = profit < lowest - thresholds.PROFIT_TOLERANCE or profit > highest + thresholds.PROFIT_TOLERANCE
     flags = [
         ("price_out_of_scale", out_of_scale),
         ("profit_margin_implausible", off_band and profit != 0),

@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 
 from ecom_lakehouse.config import load_config
-from ecom_lakehouse.quality.expectations import COST_SHARE_BANDS
+from ecom_lakehouse.quality.thresholds import COST_SHARE_BANDS
 from ecom_lakehouse.tools.generate import (
     ANOMALIES_CSV,
     ANOMALY_KINDS,
