@@ -27,9 +27,9 @@ run: $(STAMP) ## run the pipeline locally on the bundled sample into ./lakehouse
 report: $(STAMP) ## print the report from the existing ./lakehouse
 	$(BIN)/ecom report
 
-test: $(STAMP) ## the whole test suite (classic Spark), then the `connect` tests again on a Spark Connect session
+test: $(STAMP) ## the whole test suite on the warm Spark server, then the `classic` tests again on an in-process JVM
 	$(BIN)/pytest
-	ECOM_SPARK_MODE=connect $(BIN)/pytest -m connect
+	ECOM_SPARK_MODE=classic $(BIN)/pytest -m classic
 
 test-fast: $(STAMP) ## the tests without end-to-end runs or servers: tests/unit and tests/spark
 	$(BIN)/pytest tests/unit tests/spark

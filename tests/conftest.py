@@ -1,4 +1,9 @@
-"""Shared fixtures: one local Spark session for the whole suite, and the optional real dataset."""
+"""Shared fixtures: one Spark session for the whole suite, and the optional real dataset.
+
+The session is a client of the warm local Spark server (the default mode), which every ``ecom`` subprocess a test
+starts shares; ``ECOM_SPARK_MODE=classic`` runs the tests marked ``classic`` again on an in-process JVM. The suite's
+server has a home of its own, so it never replaces or stops a developer's server (``.ci/run`` stops it at the end).
+"""
 
 from __future__ import annotations
 
@@ -17,16 +22,17 @@ SAMPLE_DIR = REPO_ROOT / "src" / "ecom_lakehouse" / "sample"
 
 os.environ.setdefault("ECOM_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("ECOM_DRIVER_MEMORY", "2g")
+os.environ.setdefault("ECOM_SERVER_HOME", str(Path.home() / ".cache" / "ecom-lakehouse" / "test-server"))
 
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
-    """The one local Spark + Delta session of the test run."""
-    from ecom_lakehouse.spark import get_spark
+    """The one Spark + Delta session of the test run (a client of the warm server, or classic in-process)."""
+    from ecom_lakehouse.spark import get_spark, stop_sessions
 
     session = get_spark("ecom-lakehouse-tests")
     yield session
-    session.stop()
+    stop_sessions()
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,23 @@
-"""The one Spark session factory: the cluster's session on Databricks, a local Spark + Delta session elsewhere.
+"""The one Spark session factory: the runtime's session on Databricks, a Spark Connect session or a local JVM elsewhere.
 
-Locally there are two modes, chosen with ``ECOM_SPARK_MODE``:
+Where the session comes from, in order:
 
-- ``classic`` (default): an in-process ``local[*]`` session with the full PySpark API.
-- ``connect``: the API that Databricks serverless and standard access mode clusters expose, Spark Connect. A local
-  Spark (same configuration, Delta's SQL extension and catalog) starts the Spark Connect server plugin on a free
-  loopback port, and the session returned is a Spark Connect client of it: no ``sparkContext``, no py4j. Code that
-  runs here runs on serverless. (pyspark's own ``spark.api.mode=connect`` local mode always binds port 15002, so two
-  processes, e.g. a test and the ``ecom run`` it starts, could not both use it.)
+- **Databricks** (a job, a notebook, serverless): the runtime's own session, untouched.
+- **A Spark Connect endpoint** named by ``SPARK_REMOTE`` (pyspark's convention, ``sc://host:port``) or ``remote=``:
+  a client of that server, e.g. one started with Spark's own ``start-connect-server.sh``. Its tables are that
+  server's (managed tables in its catalog), as on Databricks.
+- **connect** (``ECOM_SPARK_MODE``, the default): a client of the warm local server (:mod:`ecom_lakehouse.server`),
+  started when none runs. The API of Databricks serverless and standard access mode: no ``sparkContext``, no JVM.
+- **classic** (``ECOM_SPARK_MODE=classic``): a local JVM in this process, the full PySpark API of a dedicated cluster.
+
+Callers never ask which: commands, notebooks and tests take the session this returns. :func:`describe` says where it
+came from, for the progress line.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -29,11 +30,9 @@ log = logging.getLogger(__name__)
 
 MODE_ENV = "ECOM_SPARK_MODE"
 CLASSIC, CONNECT = "classic", "connect"
-# hadoop-aws must match the Hadoop client bundled with pyspark 4.0 (3.4.1); it brings the AWS SDK v2 bundle.
-HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.4.1"
-_JAR_CACHE = Path(os.environ.get("ECOM_JAR_CACHE", Path.home() / ".cache" / "ecom-lakehouse" / "jars"))
-_CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+REMOTE_ENV = "SPARK_REMOTE"
 _sessions: dict[str, SparkSession] = {}
+_origins: dict[int, str] = {}
 
 
 def on_databricks() -> bool:
@@ -42,57 +41,111 @@ def on_databricks() -> bool:
 
 
 def spark_mode() -> str:
-    """The local session mode asked for by ``ECOM_SPARK_MODE``: ``classic`` (default) or ``connect``."""
-    mode = os.environ.get(MODE_ENV, CLASSIC).strip().lower() or CLASSIC
+    """The local session mode asked for by ``ECOM_SPARK_MODE``: ``connect`` (default, the warm server) or
+    ``classic`` (a JVM in this process)."""
+    mode = os.environ.get(MODE_ENV, CONNECT).strip().lower() or CONNECT
     if mode not in (CLASSIC, CONNECT):
-        raise ValueError(f"{MODE_ENV}={mode!r}: expected {CLASSIC!r} or {CONNECT!r}")
+        raise ValueError(f"{MODE_ENV}={mode!r}: expected {CONNECT!r} (the warm local server) or {CLASSIC!r}")
     return mode
 
 
+def remote_url(remote: str | None = None) -> str | None:
+    """The Spark Connect endpoint that is not ours, if one is named (``remote`` or ``SPARK_REMOTE``)."""
+    url = (remote or os.environ.get(REMOTE_ENV, "")).strip()
+    if url and not url.startswith("sc://"):
+        raise ValueError(f"Spark Connect endpoint {url!r}: expected sc://host:port (pyspark's SPARK_REMOTE form)")
+    return url or None
+
+
 def is_connect(spark: SparkSession) -> bool:
-    """True for a Spark Connect session (serverless, standard access mode, or the local connect mode)."""
+    """True for a Spark Connect session (serverless, standard access mode, the warm server, any endpoint)."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def describe(spark: SparkSession) -> str:
-    """``4.0.1 (connect)``: the Spark version and the API the session speaks, for progress lines."""
-    return f"{spark.version} ({CONNECT if is_connect(spark) else CLASSIC})"
+    """``4.1.4 (connect, warm server pid 123)``: the Spark version and where the session runs, for progress lines."""
+    return f"{spark.version} ({_origins.get(id(spark), CONNECT if is_connect(spark) else CLASSIC)})"
 
 
-def get_spark(app_name: str = "ecom-lakehouse", *, with_s3: bool = False, jvm_log: Path | None = None) -> SparkSession:
-    """Return the Spark session to use.
-
-    On Databricks this is the existing session. Locally it is a ``local[*]`` session with Delta Lake, no UI,
-    few shuffle partitions and UTC time, in the mode of ``ECOM_SPARK_MODE``, reused within a process.
+def get_spark(
+    app_name: str = "ecom-lakehouse", *, with_s3: bool = False, jvm_log: Path | None = None, remote: str | None = None
+) -> SparkSession:
+    """Return the Spark session to use (reused within a process).
 
     Args:
-        app_name: the application name shown in logs.
-        with_s3: also load the s3a connector (hadoop-aws), for reading ``s3://`` inputs locally.
-        jvm_log: send everything the local JVM prints (Ivy's jar resolution, log4j's console output, start-up
-            warnings) to this file instead of the terminal.
+        app_name: the application name (a local classic JVM's name in logs).
+        with_s3: the session must read ``s3://`` locally (the s3a connector, hadoop-aws, in the JVM).
+        jvm_log: classic mode: send everything the local JVM prints to this file instead of the terminal (the warm
+            server writes to its own log).
+        remote: a Spark Connect endpoint (``sc://host:port``) to use instead of the local server.
 
     Returns:
         The session.
     """
     if on_databricks():
         return SparkSession.builder.getOrCreate()
-    mode = spark_mode()
-    if mode in _sessions:
-        return _sessions[mode]
-    if mode == CLASSIC and (active := SparkSession.getActiveSession()) is not None:
-        return active
-    extra = [HADOOP_AWS] if with_s3 else []
-    port = _free_port() if mode == CONNECT else None
-    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # inherited from a parent process: this one starts classic
-    with _output_to(jvm_log):
+    url = remote_url(remote)
+    key = url or f"{spark_mode()}{'+s3' if with_s3 else ''}"
+    if key in _sessions:
+        return _sessions[key]
+    if url:
+        session = connect_client(url, origin=f"connect, {url}")
+    elif spark_mode() == CLASSIC:
+        session = _classic_session(app_name, with_s3=with_s3, jvm_log=jvm_log)
+    else:
+        session = _server_session(with_s3=with_s3)
+    shuffle = os.environ.get("ECOM_SHUFFLE_PARTITIONS")
+    if shuffle and is_connect(session):  # a session setting: the shared server's default is not this process's
+        session.conf.set("spark.sql.shuffle.partitions", shuffle)
+    _sessions[key] = session
+    return session
+
+
+def stop_sessions() -> None:
+    """Stop this process's sessions (a Spark Connect client releases its server-side session; classic stops its JVM)."""
+    for key in list(_sessions):
+        session = _sessions.pop(key)
+        _origins.pop(id(session), None)
         try:
-            classic = _local_builder(app_name, extra, via_ivy=True, connect_port=port).getOrCreate()
-        except Exception as exc:  # Ivy could not resolve the jars: fetch them with Maven instead.
-            log.warning("Ivy could not resolve Delta jars (%s); falling back to mvn into %s", exc, _JAR_CACHE)
-            classic = _local_builder(app_name, extra, via_ivy=False, connect_port=port).getOrCreate()
-    classic.sparkContext.setLogLevel("ERROR")
-    _sessions[mode] = classic if port is None else _connect_client(port)
-    return _sessions[mode]
+            session.stop()
+        except Exception as exc:  # the server may be gone already
+            log.debug("stopping the session: %s", exc)
+
+
+def _classic_session(app_name: str, *, with_s3: bool, jvm_log: Path | None) -> SparkSession:
+    from ecom_lakehouse.local_spark import start_local_spark
+
+    if (active := SparkSession.getActiveSession()) is not None and not is_connect(active):
+        return active
+    with _output_to(jvm_log):
+        session = start_local_spark(app_name, with_s3=with_s3)
+    _origins[id(session)] = CLASSIC
+    return session
+
+
+def _server_session(*, with_s3: bool) -> SparkSession:
+    from ecom_lakehouse import server
+
+    state, started = server.ensure_server(with_s3=with_s3)
+    session = connect_client(state.url, origin=f"connect, {'new' if started else 'warm'} server pid {state.pid}")
+    return session
+
+
+def connect_client(url: str, *, origin: str) -> SparkSession:
+    """A new Spark Connect session of the server at ``url``; a server that does not answer fails the call within
+    seconds (pyspark's default policy retries for 10 minutes, which would hang a command on a dead local server)."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    # pyspark.sql.functions builds Spark Connect columns only when this is set (pyspark.sql.utils.is_remote); its
+    # own local connect mode sets it the same way.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        session = ConnectSession.builder.remote(url).create()
+    session.client.set_retry_policies([DefaultPolicy(max_retries=4, initial_backoff=200, max_backoff=2000)])
+    _origins[id(session)] = origin
+    return session
 
 
 @contextmanager
@@ -119,116 +172,3 @@ def _output_to(path: Path | None) -> Iterator[None]:
         os.dup2(saved[1], 2)
         os.close(saved[0])
         os.close(saved[1])
-
-
-def _connect_client(port: int) -> SparkSession:
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-    # pyspark.sql.functions builds Spark Connect columns only when this is set (pyspark.sql.utils.is_remote); its
-    # own local connect mode sets it the same way.
-    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the client re-sends static confs the running server already has
-        return ConnectSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _local_builder(
-    app_name: str, extra_packages: list[str], *, via_ivy: bool, connect_port: int | None = None
-) -> SparkSession.Builder:
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(os.environ.get("ECOM_SPARK_MASTER", "local[*]"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        # Enough partitions that one never outgrows the heap at tens of millions of lines; adaptive execution
-        # coalesces them back to a few for small inputs.
-        .config("spark.sql.shuffle.partitions", os.environ.get("ECOM_SHUFFLE_PARTITIONS", "32"))
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", os.environ.get("ECOM_DRIVER_MEMORY", "4g"))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-        .config("spark.hadoop.fs.s3a.aws.credentials.provider", _S3A_CREDENTIALS)
-        .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
-        .config("spark.driver.extraJavaOptions", " ".join(["-Dlog4j2.level=ERROR", *_jvm_options()]))
-    )
-    if connect_port is not None:
-        builder = (
-            builder.config("spark.plugins", _CONNECT_PLUGIN)
-            .config("spark.connect.grpc.binding.address", "127.0.0.1")
-            .config("spark.connect.grpc.binding.port", str(connect_port))
-            .config("spark.connect.grpc.port.maxRetries", "0")
-        )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", region)
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        builder = (
-            builder.config("spark.hadoop.fs.s3a.endpoint", os.environ["AWS_ENDPOINT_URL"])
-            .config("spark.hadoop.fs.s3a.path.style.access", "true")
-            .config(
-                "spark.hadoop.fs.s3a.connection.ssl.enabled", str(os.environ["AWS_ENDPOINT_URL"].startswith("https"))
-            )
-        )
-    if via_ivy:
-        from delta import configure_spark_with_delta_pip
-
-        return configure_spark_with_delta_pip(builder, extra_packages=extra_packages)
-    jars = _fetch_with_maven([_delta_coordinate(), *extra_packages])
-    return builder.config("spark.jars", ",".join(str(j) for j in jars))
-
-
-def _jvm_options() -> list[str]:
-    return os.environ.get("ECOM_JAVA_OPTIONS", "").split()
-
-
-# The default AWS chain (environment, profile, instance role), as boto3 uses it.
-_S3A_CREDENTIALS = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
-
-
-def _delta_coordinate() -> str:
-    from importlib.metadata import version
-
-    return f"io.delta:delta-spark_2.13:{version('delta-spark')}"
-
-
-def _fetch_with_maven(coordinates: list[str]) -> list[Path]:
-    """Copy the artifacts and their runtime dependencies into the jar cache with ``mvn`` and list the jars."""
-    if shutil.which("mvn") is None:
-        raise RuntimeError("neither Ivy nor mvn could fetch the Delta jars; install Maven or check network access")
-    _JAR_CACHE.mkdir(parents=True, exist_ok=True)
-    pom = _JAR_CACHE / "pom.xml"
-    deps = "".join(
-        "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>".format(
-            *c.split(":")
-        )
-        for c in coordinates
-    )
-    pom.write_text(
-        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
-        "<groupId>local</groupId><artifactId>ecom-jars</artifactId><version>1</version>"
-        f"<dependencies>{deps}</dependencies></project>",
-        encoding="utf-8",
-    )
-    subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            "-DincludeScope=runtime",
-            "-DexcludeGroupIds=org.apache.spark,org.scala-lang",
-            f"-DoutputDirectory={_JAR_CACHE}",
-        ],
-        check=True,
-    )
-    return sorted(_JAR_CACHE.glob("*.jar"))

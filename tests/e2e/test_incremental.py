@@ -68,7 +68,6 @@ def test_rerun_on_the_same_input_changes_nothing(lakehouse, source):
     assert _profits(lakehouse) == {1: "10.00", 2: "20.00", 3: "30.00"}
 
 
-@pytest.mark.connect
 def test_a_new_orders_file_adds_only_its_lines_and_a_corrected_file_updates_by_merge(lakehouse, source):
     run_pipeline(lakehouse, str(source))
     dims_before = (lakehouse.version("silver", "customers"), lakehouse.version("silver", "products"))

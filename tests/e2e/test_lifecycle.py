@@ -17,8 +17,6 @@ from ecom_lakehouse.run.lifecycle import BRONZE, GOLD, SILVER_ORDERS, run_pipeli
 from ecom_lakehouse.tools.notebook import NotebookError, run_notebook
 from tests.conftest import REPO_ROOT, SAMPLE_DIR
 
-pytestmark = pytest.mark.connect
-
 NOTEBOOKS = ("01_bronze_ingest.py", "02_silver_dimensions.py", "03_silver_orders.py", "04_gold_aggregates.py")
 
 

@@ -24,8 +24,6 @@ NOTEBOOKS = ["01_bronze_ingest.py", "02_silver_dimensions.py", "03_silver_orders
              "05_profit_report.sql"]  # fmt: skip
 NOTEBOOK_SCHEMAS = {"bronze_schema": "nb_bronze", "silver_schema": "nb_silver", "gold_schema": "nb_gold"}
 
-pytestmark = pytest.mark.connect
-
 
 def _cli(*args: str, cwd: Path, quiet: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -79,7 +79,6 @@ CASES = [
 ]
 
 
-@pytest.mark.connect
 def test_each_rule_fires_on_its_case_and_not_on_the_near_miss(spark):
     df = spark.createDataFrame([line for line, _ in CASES], LINE_SCHEMA)
     fired = [F.when(F.coalesce(RULES[r].check(), F.lit(False)), F.lit(r)) for r in ANOMALY_RULES]

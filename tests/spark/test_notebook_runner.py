@@ -38,6 +38,8 @@ def test_sql_notebook_widgets_defaults_and_parameter_markers(spark, tmp_path):
     assert (defaults.greeting, defaults.m, defaults.lit) == ("hello world", 3, ":who")
     overridden = run_notebook(spark, path, {"who": "lakehouse"}).results[0].df.first()
     assert overridden.greeting == "hello lakehouse"
+    quoted = run_notebook(spark, path, {"who": "O'Brien \\' OR 1=1 --"}).results[0].df.first()
+    assert quoted.greeting == "hello O'Brien \\' OR 1=1 --"  # a value stays a value
 
 
 def test_python_notebook_gets_widgets_and_display(spark, tmp_path):

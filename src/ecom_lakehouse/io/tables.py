@@ -1,8 +1,15 @@
 """Edge of the pipeline: Delta tables addressed by three-part names.
 
-On Databricks the tables are Unity Catalog managed tables. Locally there is no metastore service: each table is
-an external Delta table at ``<lakehouse>/<schema>/<table>`` in ``spark_catalog``, and every new process registers
-the tables it finds there, so ``ecom run`` in one process and ``ecom report`` in another see the same tables.
+On Databricks the tables are Unity Catalog managed tables. Locally the lakehouse folder is the catalog:
+``spark_catalog.<schema>.<table>`` is the Delta table in ``<lakehouse>/<schema>/<table>`` of the session's
+``ecom.lakehouse.root`` (the local JVM's ``spark_catalog`` is :file:`ecom_lakehouse/jvm/LakehouseCatalog.java`).
+Nothing is registered, so every process and every session of a shared server sees a lakehouse's tables the moment
+their files exist, and each session sees only its own lakehouse's. On any other Spark Connect endpoint the tables are
+that server's managed tables, as on Databricks.
+
+This module resolves the three-part names of ``conf/pipeline.yml`` itself: locally to the folder
+(``delta.`<folder>```), so two lakehouses used from one session (a test, a notebook kernel) never mix, whichever
+was opened last; elsewhere to the name.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -31,12 +38,6 @@ _DELETE = "_ecom_delete"  # the MERGE source's marker of a key to delete
 def _insert(columns: list[str]) -> str:
     names = ", ".join(f"`{c}`" for c in columns)
     return f"INSERT ({names}) VALUES ({', '.join(f's.`{c}`' for c in columns)})"
-
-
-# Tables this process registered in the local catalog, with their location: a new process has an empty catalog.
-_REGISTERED: dict[str, str] = {}
-# Schemas this process created or found, with their location (None for managed).
-_SCHEMAS: dict[str, Path | None] = {}
 
 
 @contextmanager
@@ -58,26 +59,27 @@ def cached(df: DataFrame) -> Iterator[DataFrame]:
         df.unpersist()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Lakehouse:
     """Where the tables of one configuration live, and how to write and read them.
 
     Attributes:
         spark: the session.
         config: table names.
-        root: local lakehouse directory; None on Databricks (managed tables).
+        root: local lakehouse directory; None for managed tables (Databricks, another Spark Connect endpoint).
     """
 
     spark: SparkSession
     config: PipelineConfig
     root: Path | None = None
+    _schemas_ensured: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def open(cls, spark: SparkSession, config: PipelineConfig, root: str | Path | None = None) -> Lakehouse:
         """The lakehouse of this session: local at ``root`` (or the session's ``ecom.lakehouse.root``), else managed.
 
-        Locally the root is remembered in the session's conf; each table is registered in this process's catalog
-        the first time it is used.
+        Locally the root becomes the session's ``ecom.lakehouse.root``: from then on ``spark_catalog.<schema>.<table>``
+        in this session (SQL, notebooks, ``spark.table``) means the table in that folder.
         """
         if root is None and not on_databricks():  # Databricks: managed tables, and no custom conf to read
             root = spark.conf.get(LAKEHOUSE_ROOT_CONF, None) or None
@@ -87,49 +89,32 @@ class Lakehouse:
         return cls(spark, config, root)
 
     def location(self, layer: str, name: str) -> str | None:
-        """The table's storage path locally, None for a managed table."""
+        """The table's folder locally, None for a managed table."""
         if self.root is None:
             return None
         return str(self.root / self.config.schemas[layer] / self.config.tables[layer][name])
 
     def ensure_schemas(self) -> None:
-        """Create the bronze, silver and gold schemas if missing (once per process and schema)."""
+        """Create the bronze, silver and gold schemas if missing (locally: their folders), once per lakehouse."""
+        if self._schemas_ensured:
+            return
         for layer in ("bronze", "silver", "gold"):
-            schema = self.config.schema(layer)
-            location = self.root / self.config.schemas[layer] if self.root is not None else None
-            if _SCHEMAS.get(schema, False) == location:
-                continue
-            ddl = f"CREATE SCHEMA IF NOT EXISTS {schema}" + (f" LOCATION '{location}'" if location else "")
-            self.spark.sql(ddl)
-            _SCHEMAS[schema] = location
+            if self.root is not None:
+                (self.root / self.config.schemas[layer]).mkdir(parents=True, exist_ok=True)
+            else:
+                self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema(layer)}")
+        self._schemas_ensured = True
 
-    def register_existing(self) -> list[str]:
-        """Locally, register every table found under the lakehouse directory that this process has not registered at
-        that location yet; return their names. (Tables are also registered on first use.)"""
-        tables = self.config.all_tables()
-        return [self.config.table(layer, name) for layer, name in tables if self._register(layer, name)]
-
-    def _register(self, layer: str, name: str) -> bool:
-        """Locally, make the table's name point at its files when they exist; True when it registered it now."""
+    def ref(self, layer: str, name: str) -> str:
+        """How Spark is told which table: ``delta.`<folder>``` locally, else the three-part name."""
         location = self.location(layer, name)
-        if location is None or not (Path(location) / "_delta_log").is_dir():
-            return False
-        table = self.config.table(layer, name)
-        if _REGISTERED.get(table) == location and self.spark.catalog.tableExists(table):
-            return False
-        self.ensure_schemas()
-        if self.spark.catalog.tableExists(table):
-            self.spark.sql(f"DROP TABLE {table}")  # registered elsewhere; external: drops the name only
-        self.spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
-        _REGISTERED[table] = location
-        return True
+        return f"delta.`{location}`" if location is not None else self.config.table(layer, name)
 
     def exists(self, layer: str, name: str) -> bool:
-        """True when the table exists (locally: its files do; it is then registered in this process)."""
-        if self.root is not None:
-            self._register(layer, name)
-            location = self.location(layer, name)
-            return location is not None and (Path(location) / "_delta_log").is_dir()
+        """True when the table exists (locally: its Delta log does)."""
+        location = self.location(layer, name)
+        if location is not None:
+            return (Path(location) / "_delta_log").is_dir()
         return self.spark.catalog.tableExists(self.config.table(layer, name))
 
     def overwrite(
@@ -155,9 +140,7 @@ class Lakehouse:
         Returns:
             Rows written, read from the Delta commit's metrics (no second pass over the data).
         """
-        table = self.config.table(layer, name)
         self.ensure_schemas()
-        self._register(layer, name)
         writer = df.write.format("delta").mode("overwrite")
         if replace_where and self.exists(layer, name):
             writer = writer.option("replaceWhere", replace_where).option("mergeSchema", "true")
@@ -165,11 +148,7 @@ class Lakehouse:
             writer = writer.option("overwriteSchema", "true")
         for key, value in (properties or {}).items():
             writer = writer.option(key, value)
-        location = self.location(layer, name)
-        if location:
-            writer = writer.option("path", location)
-            _REGISTERED[table] = location
-        writer.saveAsTable(table)
+        writer.saveAsTable(self.ref(layer, name))
         return self.rows_written(layer, name)
 
     def append(self, df: DataFrame, layer: str, name: str, *, count: bool = True) -> int:
@@ -181,8 +160,7 @@ class Lakehouse:
         if not self.exists(layer, name):
             self.ensure_schemas()
             return self.overwrite(df, layer, name)
-        table = self.config.table(layer, name)
-        df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(table)
+        df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(self.ref(layer, name))
         return self.rows_written(layer, name) if count else 0
 
     def merge(self, df: DataFrame, layer: str, name: str, key: str, row_hash: str) -> dict[str, int]:
@@ -257,17 +235,17 @@ class Lakehouse:
     def changes(self, layer: str, name: str, after_version: int) -> DataFrame:
         """The table's row changes since ``after_version`` (its change data feed): every column plus
         ``_change_type`` (insert, delete, update_preimage, update_postimage)."""
-        self._register(layer, name)
-        table = self.config.table(layer, name)
-        return self.spark.sql(f"SELECT * FROM table_changes('{table}', {after_version + 1})")
+        location = self.location(layer, name)
+        if location is not None:
+            return self.spark.sql(f"SELECT * FROM table_changes_by_path('{location}', {after_version + 1})")
+        return self.spark.sql(f"SELECT * FROM table_changes('{self.config.table(layer, name)}', {after_version + 1})")
 
     def _merge(self, source_df: DataFrame, layer: str, name: str, on: str, clauses: list[str]) -> dict[str, int]:
-        self._register(layer, name)
         source = f"_ecom_merge_source_{uuid.uuid4().hex[:12]}"
         source_df.createOrReplaceTempView(source)
         try:
             result = self.spark.sql(
-                f"MERGE INTO {self.config.table(layer, name)} AS t USING {source} AS s ON {on} " + " ".join(clauses)
+                f"MERGE INTO {self.ref(layer, name)} AS t USING {source} AS s ON {on} " + " ".join(clauses)
             ).first()
         finally:
             self.spark.catalog.dropTempView(source)
@@ -282,7 +260,7 @@ class Lakehouse:
     def comment(self, layer: str, name: str, text: str) -> None:
         """Set the table's comment (shown in Unity Catalog and ``DESCRIBE TABLE EXTENDED``), unless it has it: an
         overwrite keeps the comment, so only the first write of the table pays a commit for it."""
-        table = self.config.table(layer, name)
+        table = self.ref(layer, name)
         if self.spark.sql(f"DESCRIBE DETAIL {table}").first()["description"] == text:
             return
         escaped = text.replace("\\", "\\\\").replace("'", "\\'")
@@ -309,5 +287,4 @@ class Lakehouse:
 
     def read(self, layer: str, name: str) -> DataFrame:
         """The table as a DataFrame."""
-        self._register(layer, name)
-        return self.spark.table(self.config.table(layer, name))
+        return self.spark.table(self.ref(layer, name))

@@ -26,6 +26,9 @@ def widget_defaults() -> dict[str, str]:
         "silver_schema": schemas["silver"],
         "gold_schema": schemas["gold"],
         "input_path": "",
+        # Where the orders stream keeps its checkpoint (a Unity Catalog volume path on Databricks); empty: the
+        # local lakehouse's _checkpoints folder.
+        "checkpoint_location": "",
         "full_refresh": "false",
         "run_id": "",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,28 +26,43 @@ RENDERED_FILES = ("html", "png")  # formats written to files: a self-contained p
 JVM_LOG = Path("_logs") / "spark.log"  # under the lakehouse: what the local JVM prints (Ivy, log4j)
 
 
-def _open_lakehouse(lakehouse_dir: str, *, with_s3: bool = False, create: bool = False) -> Lakehouse:
-    """The local lakehouse, its tables registered; no view or table is written (read-only commands use this)."""
+def _open_lakehouse(args: argparse.Namespace, *, with_s3: bool = False, create: bool = False) -> Lakehouse:
+    """The lakehouse the command works on, with its Spark session; nothing is written (read-only commands use this).
+
+    Locally: the folder ``--lakehouse``. With ``--remote`` (or ``SPARK_REMOTE``): the endpoint's own catalog.
+    """
     from ecom_lakehouse.config import load_config
     from ecom_lakehouse.io.tables import Lakehouse
-    from ecom_lakehouse.spark import describe, get_spark
+    from ecom_lakehouse.spark import describe, get_spark, remote_url, spark_mode
 
-    root = Path(lakehouse_dir).resolve()
-    if not create and not root.is_dir():
-        raise EcomError(f"{root}: no lakehouse here; run `ecom run` first or pass --lakehouse DIR")
     started = time.perf_counter()
-    spark = get_spark(with_s3=with_s3, jvm_log=root / JVM_LOG)
-    log.info("spark %s ready in %.1f s (its own output: %s)", describe(spark), time.perf_counter() - started,
-             root / JVM_LOG)  # fmt: skip
+    remote = remote_url(getattr(args, "remote", None))
+    root = None if remote else Path(args.lakehouse).resolve()
+    if root is not None and not create and not root.is_dir():
+        raise EcomError(f"{root}: no lakehouse here; run `ecom run` first or pass --lakehouse DIR")
+    jvm_log = root / JVM_LOG if root is not None and spark_mode() == "classic" else None
+    spark = get_spark(with_s3=with_s3, jvm_log=jvm_log, remote=remote)
+    where = f"its own output: {jvm_log}" if jvm_log else _server_log_note(remote)
+    log.info("spark %s ready in %.1f s (%s)", describe(spark), time.perf_counter() - started, where)
+    if remote:
+        log.info("tables: the managed tables of %s's catalog (--lakehouse is not used)", remote)
     return Lakehouse.open(spark, load_config(), root)
 
 
-def _print_report(lakehouse: Lakehouse, args: argparse.Namespace, *, read_only: bool) -> None:
+def _server_log_note(remote: str | None) -> str:
+    if remote:
+        return f"endpoint {remote}"
+    from ecom_lakehouse import server
+
+    return f"its log: {server.home() / 'server.log'}"
+
+
+def _print_report(lakehouse: Lakehouse, args: argparse.Namespace) -> None:
     from ecom_lakehouse.tools.report import run_report
 
     if not lakehouse.exists("gold", "profit"):
         raise EcomError(f"{lakehouse.config.table('gold', 'profit')} does not exist; run `ecom run` first")
-    report = run_report(lakehouse.spark, lakehouse.config, temporary_views=read_only)
+    report = run_report(lakehouse.spark, lakehouse.config)
     write_report(report, args.format, args.output, compact=not args.all)
 
 
@@ -75,21 +91,20 @@ def write_report(report: dict, fmt: str, output: str | None, *, compact: bool = 
 def cmd_run(args: argparse.Namespace) -> int:
     from ecom_lakehouse.io.sources import is_remote
     from ecom_lakehouse.run.lifecycle import run_pipeline
+    from ecom_lakehouse.spark import remote_url
     from ecom_lakehouse.tools.locks import lakehouse_lock
     from ecom_lakehouse.tools.quality import run_summary
-    from ecom_lakehouse.tools.report import create_report_views
 
     started = time.perf_counter()
     input_path = args.input or str(SAMPLE_DIR)
-    with lakehouse_lock(Path(args.lakehouse).resolve(), args.wait_lock):
-        lakehouse = _open_lakehouse(args.lakehouse, with_s3=is_remote(input_path), create=True)
+    lock_root = None if remote_url(args.remote) else Path(args.lakehouse).resolve()
+    with lakehouse_lock(lock_root, args.wait_lock):
+        lakehouse = _open_lakehouse(args, with_s3=is_remote(input_path), create=True)
         run = run_pipeline(lakehouse, input_path, full_refresh=args.full_refresh)
         for line in run_summary(run.state(run.status, **run.outcome), time.perf_counter() - started):
             log.info("%s", line)
-        if args.no_report:
-            create_report_views(lakehouse.spark, lakehouse.config)  # the job's report task creates them too
-        else:
-            _print_report(lakehouse, args, read_only=False)
+        if not args.no_report:
+            _print_report(lakehouse, args)
     return 0
 
 
@@ -97,7 +112,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from ecom_lakehouse.run.history import latest_run
     from ecom_lakehouse.tools.quality import anomaly_report, quality_report
 
-    lakehouse = _open_lakehouse(args.lakehouse)
+    lakehouse = _open_lakehouse(args)
     run = latest_run(lakehouse, args.run_id)
     if run is not None and not args.run_id and run["status"] == "unchanged":
         sys.stdout.write(f"latest run {run['run_id']} found nothing new; the tables are from the run below\n\n")
@@ -111,7 +126,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _print_report(_open_lakehouse(args.lakehouse), args, read_only=True)
+    _print_report(_open_lakehouse(args), args)
     return 0
 
 
@@ -119,9 +134,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from ecom_lakehouse.tools.render import render_table
     from ecom_lakehouse.tools.report import create_report_views
 
-    lakehouse = _open_lakehouse(args.lakehouse)
+    lakehouse = _open_lakehouse(args)
     if lakehouse.exists("gold", "profit"):  # the profit_by_* views, for this session only
-        create_report_views(lakehouse.spark, lakehouse.config, temporary=True)
+        create_report_views(lakehouse.spark, lakehouse.config)
     rows = [r.asDict() for r in lakehouse.spark.sql(args.query).limit(args.limit).collect()]
     sys.stdout.write(render_table({"result": rows}))
     return 0
@@ -145,7 +160,7 @@ def cmd_notebook_run(args: argparse.Namespace) -> int:
     from ecom_lakehouse.tools.render import render_table
 
     params = dict(_key_value(p) for p in args.param)
-    lakehouse = _open_lakehouse(args.lakehouse, create=True)
+    lakehouse = _open_lakehouse(args, create=True)
     run = run_notebook(lakehouse.spark, args.path, params)
     for result in run.results:
         rows = [r.asDict() for r in result.df.limit(50).collect()]
@@ -168,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def lakehouse_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--lakehouse", default=DEFAULT_LAKEHOUSE, help="local lakehouse directory (default ./lakehouse)")
+        p.add_argument(
+            "--remote", metavar="sc://HOST:PORT",
+            help="run on this Spark Connect endpoint (default: $SPARK_REMOTE, else the warm local server); "
+            "its own catalog holds the tables",
+        )  # fmt: skip
 
     formats = ["table", "csv", "json", *RENDERED_FILES]
     all_help = "table: every row of the customer reports (default: their top and bottom 10 by profit)"
@@ -227,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ecom_lakehouse.tools.extraction.cli import register as register_upload
     from ecom_lakehouse.tools.remote.cli import register as register_remote
+    from ecom_lakehouse.tools.server_cli import register as register_server
 
+    register_server(sub)
     register_upload(sub)
     register_remote(sub)
     return parser
@@ -238,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ecom_lakehouse.tools.console import terminal
 
     args = build_parser().parse_args(argv)
+    started = time.time()
     with terminal(quiet=args.quiet):
         try:
             return int(args.func(args) or 0)
@@ -247,7 +270,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # one line for the user; the traceback with -v would be noise for expected failures
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             print(f"ecom: error: {exc.__class__.__name__}: {first_line}", file=sys.stderr)
+            if (hint := _server_failure_hint(exc, started)) is not None:
+                print(f"ecom: {hint}", file=sys.stderr)
             return 1
+        finally:
+            if "pyspark" in sys.modules:
+                from ecom_lakehouse.spark import stop_sessions
+
+                stop_sessions()
+
+
+def _server_failure_hint(exc: Exception, since: float) -> str | None:
+    """Why the warm server went away, when the command failed because it did (the server's own record of it)."""
+    if "pyspark.sql.connect" not in sys.modules or os.environ.get("SPARK_REMOTE"):
+        return None
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+    from ecom_lakehouse import server
+
+    if not isinstance(exc, SparkConnectGrpcException | ConnectionError) and "UNAVAILABLE" not in str(exc):
+        return None
+    return server.failure_hint(since)
 
 
 if __name__ == "__main__":

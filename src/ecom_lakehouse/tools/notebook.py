@@ -4,13 +4,16 @@ The job's notebooks are exactly what the tests run. Supported: Python notebooks 
 cells split by ``# COMMAND ----------``, ``# MAGIC %md`` / ``%sql`` cells) and SQL notebooks
 (``-- Databricks notebook source``, ``-- COMMAND ----------``). ``%pip`` cells are skipped locally (the package is
 installed already). A small ``dbutils.widgets`` stand-in provides parameters; SQL ``CREATE WIDGET`` statements
-declare defaults and ``:name`` parameter markers are bound from the widgets.
+declare defaults and ``:name`` parameter markers are bound from the widgets. A ``CREATE VIEW`` creates a temporary
+view of the session: locally the lakehouse folder holds tables only, and a view of the session resolves the names in
+its body against the session's own lakehouse.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +29,7 @@ _CREATE_WIDGET = re.compile(
     r"^\s*CREATE\s+WIDGET\s+(?:TEXT|DROPDOWN|COMBOBOX)\s+(\w+)\s+DEFAULT\s+(['\"])(.*?)\2", re.IGNORECASE | re.DOTALL
 )
 _CREATE_VIEW = re.compile(r"^(\s*CREATE\s+(?:OR\s+REPLACE\s+)?)VIEW", re.IGNORECASE)
-_MARKER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_MARKER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not a::cast or a time 10:30
 
 
 class NotebookError(EcomError):
@@ -175,7 +178,6 @@ def run_notebook(
     params: dict[str, str] | None = None,
     *,
     sql_only_ddl: bool = False,
-    temporary_views: bool = False,
 ) -> NotebookRun:
     """Execute a notebook's cells in order on ``spark``.
 
@@ -184,8 +186,6 @@ def run_notebook(
         path: the notebook file.
         params: widget values (job parameters), overriding the notebook's defaults.
         sql_only_ddl: run only statements that are not plain queries (USE, CREATE ...): sets up views.
-        temporary_views: create the notebook's views as temporary views of this session, so a reader that needs
-            them writes nothing to the catalog.
 
     Returns:
         The results: SQL query results and the DataFrames passed to ``display``.
@@ -209,15 +209,15 @@ def run_notebook(
                 exec(compile(cell.source, f"{path}[cell {cell.index}]", "exec"), namespace)
             elif cell.kind == "sql":
                 for statement in split_statements(cell.source):
-                    if temporary_views:
-                        statement = _CREATE_VIEW.sub(r"\1TEMPORARY VIEW", statement)
+                    statement = _CREATE_VIEW.sub(r"\1TEMPORARY VIEW", statement)
                     _run_sql(spark, statement, widgets, run, cell, sql_only_ddl)
             elif cell.kind == "skip":
                 log.info("%s cell %d: skipped locally (%s)", path, cell.index, cell.source.split()[0:1])
         except EcomError:
             raise
         except Exception as exc:
-            raise NotebookError(f"{path} cell {cell.index} failed: {exc.__class__.__name__}: {exc}") from exc
+            message = str(exc).split("\nJVM stacktrace:")[0].strip()
+            raise NotebookError(f"{path} cell {cell.index} failed: {exc.__class__.__name__}: {message}") from exc
     return run
 
 
@@ -231,12 +231,37 @@ def _run_sql(
     is_query = statement.lstrip().upper().startswith(("SELECT", "WITH", "TABLE", "FROM"))
     if only_ddl and is_query:
         return
-    names = set(_MARKER.findall(_without_literals(statement)))
-    args = {name: widgets.get(name) for name in names}
-    df = spark.sql(statement, args=args) if args else spark.sql(statement)
+    df = spark.sql(bind_markers(statement, widgets.get))
     if is_query:
         run.results.append(Result(cell.index, df, statement, cell.title))
 
 
-def _without_literals(sql: str) -> str:
-    return re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "''", sql)
+def bind_markers(sql: str, value_of: Callable[[str], str]) -> str:
+    """Replace each ``:name`` parameter marker outside quotes by its widget value as an escaped SQL string literal.
+
+    Binding in text rather than through ``spark.sql(q, args=...)``: on Spark 4.1 with Delta 4.4.0's SQL extension,
+    named arguments stay unbound (Delta's parser does not hand them to Spark's parameter pre-parser). A literal binds
+    the same way on every Spark; the escaping keeps a value a value (``O'Brien`` cannot end the literal).
+    """
+    out, quote, i = [], "", 0
+    while i < len(sql):
+        char = sql[i]
+        if quote:
+            out.append(char)
+            if char == "\\" and quote != "`" and i + 1 < len(sql):
+                out.append(sql[i + 1])
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"`":
+            quote = char
+            out.append(char)
+        elif (marker := _MARKER.match(sql, i)) is not None:
+            value = value_of(marker.group(1)).replace("\\", "\\\\").replace("'", "\\'")
+            out.append(f"'{value}'")
+            i = marker.end()
+            continue
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)

@@ -55,25 +55,18 @@ def report_queries() -> dict[str, str]:
     return {name: queries[name] for name in REPORT_NAMES}
 
 
-def create_report_views(spark: SparkSession, config: PipelineConfig, *, temporary: bool = False) -> None:
-    """Create (or replace) the four report views in the gold schema, without running the queries.
-
-    Args:
-        temporary: as temporary views of this session (a reader's session: nothing written to the catalog).
-    """
-    run_notebook(spark, report_notebook(), _params(config), sql_only_ddl=True, temporary_views=temporary)
+def create_report_views(spark: SparkSession, config: PipelineConfig) -> None:
+    """Create (or replace) the four report views, as temporary views of this session, without running the queries."""
+    run_notebook(spark, report_notebook(), _params(config), sql_only_ddl=True)
 
 
-def run_report(spark: SparkSession, config: PipelineConfig, *, temporary_views: bool = False) -> dict[str, Rows]:
+def run_report(spark: SparkSession, config: PipelineConfig) -> dict[str, Rows]:
     """Run the report notebook and collect its four results, named by their cells' titles.
-
-    Args:
-        temporary_views: create the notebook's views as temporary views (read-only commands).
 
     Returns:
         ``{name: rows}`` for each of :data:`REPORT_NAMES`, rows as dicts with snake_case keys.
     """
     _titled_queries()  # every report name has its cell
-    run = run_notebook(spark, report_notebook(), _params(config), temporary_views=temporary_views)
+    run = run_notebook(spark, report_notebook(), _params(config))
     results = {r.title: [row.asDict() for row in r.df.collect()] for r in run.results if r.title in REPORT_NAMES}
     return {name: results[name] for name in REPORT_NAMES}
