@@ -213,21 +213,25 @@ def variable_values(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def substitute_variables(node: Any, values: dict[str, Any]) -> Any:
+def substitute_variables(node: Any, values: dict[str, Any], _depth: int = 0) -> Any:
     """A copy of ``node`` with every string that is exactly ``${var.name}`` replaced by the variable's value.
 
-    Variables without a value (None in ``values``, the user supplies them) and references inside longer strings
-    stay as they are, so the result still validates against the bundle schema wherever a value is unknown.
+    A value that itself holds ``${var.x}`` strings (a complex variable's map, say) is substituted in turn, as the
+    CLI resolves variables that refer to variables. Variables without a value (None in ``values``, the user supplies
+    them) and references inside longer strings stay as they are, so the result still validates against the bundle
+    schema wherever a value is unknown.
     """
+    if _depth > 10:  # the CLI gives up after 11 rounds too
+        raise BundleError("variable references are too deep (a cycle?)")
     if isinstance(node, str):
         match = re.fullmatch(r"\$\{var\.([A-Za-z][\w-]*)\}", node)
         if match and values.get(match.group(1)) is not None:
-            return copy.deepcopy(values[match.group(1)])
+            return substitute_variables(copy.deepcopy(values[match.group(1)]), values, _depth + 1)
         return node
     if isinstance(node, dict):
-        return {key: substitute_variables(value, values) for key, value in node.items()}
+        return {key: substitute_variables(value, values, _depth) for key, value in node.items()}
     if isinstance(node, list):
-        return [substitute_variables(value, values) for value in node]
+        return [substitute_variables(value, values, _depth) for value in node]
     return node
 
 
@@ -258,6 +262,24 @@ def variable_references(node: Any) -> dict[str, set[str]]:
         for name in VAR_REF.findall(text):
             refs.setdefault(name, set()).add(path)
     return refs
+
+
+def used_variables(config: dict[str, Any]) -> set[str]:
+    """Variables the configuration uses: referenced outside ``variables``, or by the value of a used variable.
+
+    A variable referenced only from another variable's default (``pause_status: ${var.x}`` inside a complex
+    variable, say) is used exactly when that variable is.
+    """
+    declared = config.get("variables") or {}
+    used = set(variable_references({k: v for k, v in config.items() if k != "variables"}))
+    pending = list(used)
+    while pending:
+        spec = declared.get(pending.pop())
+        for name in variable_references(spec if isinstance(spec, dict) else {"default": spec}):
+            if name not in used:
+                used.add(name)
+                pending.append(name)
+    return used
 
 
 def resource_references(node: Any) -> set[tuple[str, str, str]]:

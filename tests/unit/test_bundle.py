@@ -4,9 +4,10 @@
    (../shared/schemas/databricks-bundle.schema.json; skipped when absent), the targets also with their variable
    values filled in.
 2. What the schema cannot see: notebook files and their headers, task dependencies, compute per target
-   (serverless vs the classic job cluster), variable definitions and per-target resolution, resource references,
-   how the project reaches the compute, the dashboard file and its queries, and that the job passes every widget
-   the notebooks read.
+   (serverless vs the classic job cluster), what starts the job (the file-arrival trigger on the uploader's
+   manifest folder), variable definitions and per-target resolution, resource references, the raw and checkpoint
+   volumes and their grants, how the project reaches the compute, the dashboard file and its queries, and that the
+   job passes every widget the notebooks read.
 
 tests/integration/test_bundle_cli.py runs the real Databricks CLI (`bundle validate --strict`, `bundle plan`) on every
 target.
@@ -34,7 +35,6 @@ SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "data
 # README ("Bundle variables") lists them; a target may still give one a value (dev does for notification_email,
 # the serverless targets for instance_profile_arn).
 USER_SUPPLIED_VARIABLES = {
-    "input_path",
     "instance_profile_arn",
     "warehouse_id",
     "notification_email",
@@ -46,6 +46,19 @@ CLASSIC_TARGETS = {"dev_classic": "dev", "prod_classic": "prod"}  # classic targ
 PIPELINE_JOB = "ecom_pipeline"
 EXPECTED_TASK_ORDER = ["bronze_ingest", "silver_dimensions", "silver_orders", "gold_aggregates", "profit_report"]
 JOB_SCHEMA_PARAMETERS = {"catalog", "bronze_schema", "silver_schema", "gold_schema"}
+# Databricks Runtime 18 LTS (Spark 4.1) on the classic job cluster; databricks.yml cites the docs for the key.
+CLASSIC_SPARK_VERSION = "18.x-scala2.13"
+# Where the job reads the raw files and keeps the ingestion's checkpoints: volumes of the bundle, by reference, so
+# dev resolves them to the developer's dev_<user>_ schemas.
+RAW_VOLUME_PATH = "/Volumes/${var.catalog}/${resources.schemas.raw.name}/${resources.volumes.raw_files.name}/"
+CHECKPOINT_VOLUME_PATH = (
+    "/Volumes/${var.catalog}/${resources.schemas.bronze.name}/${resources.volumes.ingest_checkpoints.name}/"
+)
+# The uploader's layout (src/ecom_lakehouse/tools/extraction): one manifest per completed upload, written last.
+UPLOAD_SETTINGS = bu.PACKAGE_DIR / "tools" / "extraction" / "settings.py"
+UPLOAD_MODULE = bu.PACKAGE_DIR / "tools" / "extraction" / "upload.py"
+# The API's minimum for both file-arrival timings (the CLI's bundle schema: "The minimum allowed value is 60 seconds").
+FILE_ARRIVAL_MINIMUM_SECONDS = 60
 GOLD_VIEWS = {"profit_by_year", "profit_by_year_category", "profit_by_customer", "profit_by_customer_year"}
 GOLD_VIEW_COLUMNS = {
     "profit_by_year": {"year", "profit", "anomaly_profit", "anomaly_lines"},
@@ -54,7 +67,7 @@ GOLD_VIEW_COLUMNS = {
     "profit_by_customer_year": {"customer_id", "customer_name", "year", "profit"},
 }
 ENTRY_POINT = ("ecom", "ecom_lakehouse.tools.cli:main")
-RESOURCE_SUFFIXES = {"jobs": "job", "schemas": "schema", "dashboards": "dashboard"}
+RESOURCE_SUFFIXES = {"jobs": "job", "schemas": "schema", "dashboards": "dashboard", "volumes": "volume"}
 
 BUNDLE = bu.load_bundle(ROOT)
 TARGETS = sorted(BUNDLE.targets)
@@ -132,11 +145,15 @@ def test_layout_follows_default_python_template() -> None:
     for path in BUNDLE.files[1:]:
         resources = bu.load_yaml(path).get("resources") or {}
         assert len(resources) == 1, f"{path.name} should hold one resource type, has {sorted(resources)}"
-        # The CLI recommends "a single schema in a file with the .schema.yml extension".
-        if "schemas" in resources:
-            assert len(resources["schemas"]) == 1, f"{path.name} should define one schema"
-    for key in ("bronze", "silver", "gold"):
+        # The CLI recommends "a single schema in a file with the .schema.yml extension"; volumes likewise.
+        for resource_type in ("schemas", "volumes"):
+            if resource_type in resources:
+                assert len(resources[resource_type]) == 1, f"{path.name} should define one of its {resource_type}"
+    for key in ("raw", "bronze", "silver", "gold"):
         assert BUNDLE.resource_file("schemas", key).name == f"ecom_{key}.schema.yml"
+    # Resource keys are unique across types, so the raw volume's key is raw_files; its file is named for the volume.
+    assert BUNDLE.resource_file("volumes", "raw_files").name == "ecom_raw.volume.yml"
+    assert BUNDLE.resource_file("volumes", "ingest_checkpoints").name == "ecom_ingest_checkpoints.volume.yml"
 
 
 def test_targets_serverless_and_classic_for_dev_and_prod() -> None:
@@ -158,6 +175,7 @@ def test_targets_serverless_and_classic_for_dev_and_prod() -> None:
         manager = {"service_principal_name": "${var.service_principal_id}", "level": "CAN_MANAGE"}
         assert prod["permissions"][0] == manager
         assert prod["resources"]["schemas"] == BUNDLE.targets["prod"]["resources"]["schemas"]
+        assert prod["resources"]["volumes"] == BUNDLE.targets["prod"]["resources"]["volumes"]
     assert BUNDLE.targets["prod_classic"]["permissions"] == BUNDLE.targets["prod"]["permissions"]
 
 
@@ -186,15 +204,66 @@ def test_no_workspace_host_placeholder() -> None:
     assert "<your-workspace>" not in re.sub(r"(?m)^\s*#.*$", "", text), "placeholder host outside comments"
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_schedule_paused_outside_prod(target: str) -> None:
+def _resolved_trigger(target: str) -> dict[str, Any]:
     config = bu.resolve_target(BUNDLE, target)
-    schedule = bu.jobs(config)[PIPELINE_JOB]["schedule"]
-    assert schedule["timezone_id"] == "UTC"
-    status = schedule["pause_status"]
-    if match := re.fullmatch(r"\$\{var\.(\w+)\}", status):
-        status = bu.variable_values(config)[match.group(1)]
-    assert status == ("UNPAUSED" if target.startswith("prod") else "PAUSED")
+    job = bu.jobs(config)[PIPELINE_JOB]
+    return bu.substitute_variables(job["trigger"], bu.variable_values(config))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_job_starts_on_file_arrival_paused_outside_prod(target: str) -> None:
+    config = bu.resolve_target(BUNDLE, target)
+    job = bu.jobs(config)[PIPELINE_JOB]
+    # One trigger per job: the variable holds all of it, and there is no schedule beside it.
+    assert job["trigger"] == "${var.job_trigger}"
+    assert "schedule" not in job and "continuous" not in job
+    trigger = _resolved_trigger(target)
+    assert set(trigger) == {"pause_status", "file_arrival"}
+    assert trigger["pause_status"] == ("UNPAUSED" if target.startswith("prod") else "PAUSED")
+    if target.startswith("dev"):
+        # Development mode would pause it anyway; the preset says so explicitly.
+        assert BUNDLE.targets[target]["presets"]["trigger_pause_status"] == "PAUSED"
+    file_arrival = trigger["file_arrival"]
+    assert file_arrival["url"] == RAW_VOLUME_PATH + "_manifests/"
+    # Uploads completing close together make one run (5 quiet minutes), at most one start per 15 minutes.
+    assert file_arrival["wait_after_last_change_seconds"] == 300
+    assert file_arrival["min_time_between_triggers_seconds"] == 900
+    for timing in ("wait_after_last_change_seconds", "min_time_between_triggers_seconds"):
+        assert file_arrival[timing] >= FILE_ARRIVAL_MINIMUM_SECONDS, timing
+
+
+def test_trigger_watches_the_folder_the_uploader_writes_manifests_to() -> None:
+    """`ecom upload` writes a run's manifest last, to <prefix>_manifests/<run id>.json, the prefix ending in "/";
+    the raw volume is that prefix, so the trigger watches <volume>/_manifests/."""
+    manifest_dir = bu.module_constant(UPLOAD_SETTINGS, "MANIFEST_DIR")
+    assert _resolved_trigger("prod")["file_arrival"]["url"] == f"{RAW_VOLUME_PATH}{manifest_dir}/"
+    source = UPLOAD_MODULE.read_text(encoding="utf-8")
+    assert re.search(r"prefix\}\{MANIFEST_DIR\}/\{[^}]*run_id\}\.json", source), "the manifest key changed"
+    assert bu.module_constant(UPLOAD_SETTINGS, "DEFAULT_PREFIX").endswith("/")
+
+
+def test_fallback_trigger_is_daily_and_follows_the_pause_variable(validator: Any) -> None:
+    """The fallback documented in job_trigger's description is a valid trigger and keeps the pause logic."""
+    spec = BUNDLE.variables["job_trigger"]
+    assert spec["type"] == "complex"
+    fallback = {"periodic": {"interval": 1, "unit": "DAYS"}, "pause_status": "${var.schedule_pause_status}"}
+    assert '{"periodic": {"interval": 1, "unit": "DAYS"}}' in spec["description"]
+    assert "schedule_pause_status" in spec["description"]
+    for target in TARGETS:
+        config = bu.resolve_target(BUNDLE, target)
+        config["variables"]["job_trigger"]["default"] = fallback
+        for internal in ("target", "mode"):
+            config["bundle"].pop(internal, None)
+        filled = bu.substitute_variables(config, bu.variable_values(config))
+        errors = bu.schema_errors(validator, filled)
+        assert not errors, f"target {target} with the fallback trigger:\n" + "\n".join(errors)
+        trigger = bu.jobs(filled)[PIPELINE_JOB]["trigger"]
+        assert trigger == {
+            "periodic": {"interval": 1, "unit": "DAYS"},
+            "pause_status": "UNPAUSED" if target.startswith("prod") else "PAUSED",
+        }
+    # The default and the fallback differ only in the kind of trigger: both carry the same pause status.
+    assert spec["default"]["pause_status"] == fallback["pause_status"]
 
 
 # --- 3. variables and references ------------------------------------------------------------------------------
@@ -212,9 +281,18 @@ def test_every_variable_reference_is_defined() -> None:
 
 
 def test_every_variable_is_used() -> None:
-    refs = bu.variable_references({k: v for k, v in BUNDLE.config.items() if k != "variables"})
-    unused = sorted(set(BUNDLE.variables) - set(refs))
+    """Referenced outside `variables`, or from the value of a variable that is (schedule_pause_status is used by
+    job_trigger's default)."""
+    unused = sorted(set(BUNDLE.variables) - bu.used_variables(BUNDLE.config))
     assert not unused, f"declared but never referenced: {unused}"
+
+
+def test_used_variables_follows_references_between_variables() -> None:
+    config = {
+        "variables": {"a": {"default": "${var.b}"}, "b": {"default": 1}, "c": {"default": "${var.d}"}, "d": {}},
+        "resources": {"jobs": {"j": {"name": "${var.a}"}}},
+    }
+    assert bu.used_variables(config) == {"a", "b"}
 
 
 def test_user_supplied_variables_are_exactly_those_without_default() -> None:
@@ -311,7 +389,8 @@ def test_compute_per_target(target: str) -> None:
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
     assert list(clusters) == ["ecom_cluster"]
     cluster = clusters["ecom_cluster"]
-    assert cluster["spark_version"] == "17.3.x-scala2.13"
+    assert cluster["spark_version"] == CLASSIC_SPARK_VERSION
+    assert re.fullmatch(r"\d+(\.\d+)?\.x-scala2\.13", cluster["spark_version"]), "not a runtime version key"
     assert cluster["node_type_id"] == "${var.node_type_id}"
     assert cluster["data_security_mode"] == "${var.classic_access_mode}"
     assert cluster["aws_attributes"] == {
@@ -388,11 +467,19 @@ def test_job_parameters_cover_the_documented_widgets() -> None:
     job = bu.jobs(BUNDLE.config)[PIPELINE_JOB]
     names = [p["name"] for p in job["parameters"]]
     assert len(names) == len(set(names))
-    assert set(names) == JOB_SCHEMA_PARAMETERS | {"input_path", "full_refresh"}
+    assert set(names) == JOB_SCHEMA_PARAMETERS | {"input_path", "checkpoint_location", "full_refresh"}
     defaults = {p["name"]: p["default"] for p in job["parameters"]}
     assert defaults["full_refresh"] == "false"  # a string: job parameter values are text
     for layer in ("bronze", "silver", "gold"):
         assert defaults[f"{layer}_schema"] == f"${{resources.schemas.{layer}.name}}"  # dev-prefixed name
+    # The raw files and the checkpoints are volumes of the bundle, named through their resources.
+    assert defaults["input_path"] == RAW_VOLUME_PATH
+    assert defaults["checkpoint_location"] == CHECKPOINT_VOLUME_PATH
+    volumes = BUNDLE.config["resources"]["volumes"]
+    for default, key in ((RAW_VOLUME_PATH, "raw_files"), (CHECKPOINT_VOLUME_PATH, "ingest_checkpoints")):
+        # The path is the volume's own catalog, schema and name: /Volumes/<catalog>/<schema>/<volume>/.
+        volume, name = volumes[key], f"${{resources.volumes.{key}.name}}"
+        assert default == f"/Volumes/{volume['catalog_name']}/{volume['schema_name']}/{name}/"
     # All tasks share the job run id, so each one resumes the run its predecessor recorded.
     for task in job["tasks"]:
         assert task["notebook_task"].get("base_parameters") == {"run_id": "{{job.run_id}}"}
@@ -502,7 +589,7 @@ def test_dashboard_queries_helper_reads_query_strings_too(tmp_path: Path) -> Non
 
 def test_schemas_in_catalog_with_analyst_read_on_gold_only() -> None:
     schemas = BUNDLE.config["resources"]["schemas"]
-    assert set(schemas) == {"bronze", "silver", "gold"}
+    assert set(schemas) == {"raw", "bronze", "silver", "gold"}
     for key, spec in schemas.items():
         assert spec["catalog_name"] == "${var.catalog}"
         assert spec["name"] == f"${{var.{key}_schema}}"
@@ -511,8 +598,63 @@ def test_schemas_in_catalog_with_analyst_read_on_gold_only() -> None:
         key: [g for g in spec.get("grants", []) if g["principal"] == "${var.analysts_group}"]
         for key, spec in schemas.items()
     }
-    assert analyst_grants["bronze"] == [] and analyst_grants["silver"] == []
+    assert analyst_grants["raw"] == [] and analyst_grants["bronze"] == [] and analyst_grants["silver"] == []
     assert [set(g["privileges"]) for g in analyst_grants["gold"]] == [{"USE_SCHEMA", "SELECT"}]
+    # The raw schema holds no tables: the uploader only needs to reach the volume in it.
+    assert schemas["raw"]["grants"] == [{"principal": "${var.uploader_principal}", "privileges": ["USE_SCHEMA"]}]
+    assert BUNDLE.variables["raw_schema"]["default"] == "ecom_raw"
+
+
+# --- 8. Unity Catalog volumes ---------------------------------------------------------------------------------
+
+
+def test_raw_volume_is_external_over_the_upload_prefix_or_managed() -> None:
+    raw = BUNDLE.config["resources"]["volumes"]["raw_files"]
+    assert (raw["catalog_name"], raw["schema_name"], raw["name"]) == (
+        "${var.catalog}",
+        "${resources.schemas.raw.name}",
+        "raw",
+    )
+    # Two variables choose: EXTERNAL over the uploader's S3 prefix when given, MANAGED (the defaults) when not.
+    assert raw["volume_type"] == "${var.raw_volume_type}"
+    assert raw["storage_location"] == "${var.raw_storage_location}"
+    assert BUNDLE.variables["raw_volume_type"]["default"] == "MANAGED"
+    assert BUNDLE.variables["raw_storage_location"]["default"] == ""  # the CLI drops it: no location when MANAGED
+    # Uploading through Unity Catalog takes READ VOLUME and WRITE VOLUME; the job's identity owns it in dev.
+    assert raw["grants"] == [{"principal": "${var.uploader_principal}", "privileges": ["READ_VOLUME", "WRITE_VOLUME"]}]
+    # Optional: the deploying identity, the owner, unless someone else uploads.
+    assert BUNDLE.variables["uploader_principal"]["default"] == "${workspace.current_user.userName}"
+
+
+def test_checkpoint_volume_is_managed_in_bronze_without_grants() -> None:
+    checkpoints = BUNDLE.config["resources"]["volumes"]["ingest_checkpoints"]
+    assert checkpoints["schema_name"] == "${resources.schemas.bronze.name}"
+    assert (checkpoints["volume_type"], checkpoints["name"]) == ("MANAGED", "ingest_checkpoints")
+    assert "storage_location" not in checkpoints and "grants" not in checkpoints  # only the job's identity
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_volumes_per_target(target: str) -> None:
+    """prod grants the job's service principal what it needs and protects schemas and volumes from destroy."""
+    resources = bu.resolve_target(BUNDLE, target)["resources"]
+    volumes, schemas = resources["volumes"], resources["schemas"]
+    base = BUNDLE.config["resources"]["volumes"]
+    for key, volume in volumes.items():
+        # A target's entry repeats the volume's identity; it may not move or rename it.
+        for field in ("catalog_name", "schema_name", "name"):
+            assert volume[field] == base[key][field], f"{target} changes {key}.{field}"
+    if target.startswith("dev"):
+        assert all("lifecycle" not in spec for spec in [*volumes.values(), *schemas.values()])
+        assert "grants" not in volumes["ingest_checkpoints"]
+        return
+    service_principal = "${var.service_principal_id}"
+    assert volumes["raw_files"]["grants"][-1] == {"principal": service_principal, "privileges": ["READ_VOLUME"]}
+    assert volumes["ingest_checkpoints"]["grants"] == [
+        {"principal": service_principal, "privileges": ["READ_VOLUME", "WRITE_VOLUME"]}
+    ]
+    assert {"principal": service_principal, "privileges": ["USE_SCHEMA"]} in schemas["raw"]["grants"]
+    for spec in [*volumes.values(), *schemas.values()]:
+        assert spec["lifecycle"] == {"prevent_destroy": True}
 
 
 def test_catalog_default_matches_the_package() -> None:
