@@ -11,14 +11,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import unquote
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
-# Paths are matched without their scheme: Spark may report file:/, dbfs:/ (Unity Catalog volumes) or s3a:// where
-# the listing said /Volumes/... or s3://.
+# Paths are matched without their scheme and percent-decoded: Spark may report file:/, dbfs:/ (Unity Catalog
+# volumes) or s3a:// where the listing said /Volumes/... or s3://, and _metadata.file_path percent-encodes what a URI
+# must (a space is %20) where Python's as_uri() also encodes '=' (ingest_date%3D...).
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
+
+
+def file_key(path: str) -> str:
+    """A file's path as bronze matches it: no scheme, percent-escapes decoded (a '+' stays a '+')."""
+    return unquote(_SCHEME.sub("", path))
+
+
+def _file_key_column(column: str) -> Column:
+    without_scheme = F.regexp_replace(F.col(column), _SCHEME.pattern, "")
+    return F.try_url_decode(F.regexp_replace(without_scheme, r"\+", "%2B"))  # url_decode reads '+' as a space
 
 INGESTED_AT = "_ingested_at"
 RUN_ID = "_run_id"
@@ -76,9 +88,8 @@ def with_source_fingerprint(fingerprints: dict[str, str]) -> Callable[[DataFrame
     """
 
     def transform(df: DataFrame) -> DataFrame:
-        pairs = [F.lit(x) for path, sha in sorted(fingerprints.items()) for x in (_SCHEME.sub("", path), sha)]
-        path = F.regexp_replace(F.col("_source_file"), _SCHEME.pattern, "")
-        return df.withColumn(SOURCE_SHA256, F.element_at(F.create_map(*pairs), path))
+        pairs = [F.lit(x) for path, sha in sorted(fingerprints.items()) for x in (file_key(path), sha)]
+        return df.withColumn(SOURCE_SHA256, F.element_at(F.create_map(*pairs), _file_key_column("_source_file")))
 
     return transform
 

@@ -443,6 +443,10 @@ def serve(*, nonce: str, idle_seconds: float, with_s3: bool) -> int:
                 else f"its JVM (pid {java_pid}) died (exit code {code})"
             )
             break
+        current = read_state()
+        if current is None or current.pid != state.pid:  # its home was removed, or another server took its place
+            reason = f"its state file {_files()['state']} is gone or names another server"
+            break
         idle = 0.0 if busy else max(0.0, time.time() - max(last, state.started_at))
         if time.monotonic() - last_status > 5:
             live = {"pid": state.pid, "idle_seconds": round(idle, 1), "sessions": sessions, "lakehouses": roots,

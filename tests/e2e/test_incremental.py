@@ -79,8 +79,10 @@ def test_a_new_orders_file_adds_only_its_lines_and_a_corrected_file_updates_by_m
     assert (lakehouse.version("silver", "customers"), lakehouse.version("silver", "products")) == dims_before
     assert _profits(lakehouse) == {1: "10.00", 2: "20.00", 3: "30.00", 4: "40.00", 5: "50.00"}
 
-    # the export is re-issued with line 2 corrected: the line is updated, not duplicated
-    write_orders_array(source / "Orders.json", [order(1, profit=10), order(2, profit=25), order(3, profit=30)])
+    # the export is re-issued with line 2 corrected (a new file replacing the old one): the line is updated, not
+    # duplicated
+    (source / "Orders.json").unlink()
+    write_orders_array(source / "Orders_reissued.json", [order(1, profit=10), order(2, profit=25), order(3, profit=30)])
     run_pipeline(lakehouse, str(source))
     assert _merge_metrics(lakehouse) == {"inserted": 0, "updated": 1, "deleted": 0}
     assert _profits(lakehouse) == {1: "10.00", 2: "25.00", 3: "30.00", 4: "40.00", 5: "50.00"}

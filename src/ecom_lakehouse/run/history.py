@@ -20,7 +20,7 @@ RUNS_SCHEMA = (
     "input_path string, error string, rows map<string,bigint>, rule_counts map<string,bigint>, "
     "reconciliation map<string,string>, full_refresh boolean, step string, seconds map<string,double>, "
     "changed array<string>, plan array<string>, incremental boolean, base_versions map<string,bigint>, "
-    "versions map<string,bigint>"
+    "versions map<string,bigint>, checkpoint string"
 )
 RUNNING, SUCCEEDED, FAILED, UNCHANGED, ABANDONED = "running", "succeeded", "failed", "unchanged", "abandoned"
 FINISHED = (SUCCEEDED, UNCHANGED)  # the tables are complete and reconciled

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from ecom_lakehouse.errors import EcomError
+from ecom_lakehouse.io import arrivals
 from ecom_lakehouse.io.tables import Lakehouse
 from ecom_lakehouse.quality.counts import rule_counts
 from ecom_lakehouse.quality.reconcile import reconcile
@@ -61,6 +62,7 @@ class PipelineRun:
         incremental: silver orders and gold are brought up to date from what changed (the previous run finished,
             no full refresh), not recomputed from all of bronze.
         base_versions: the table versions the previous finished run left (silver orders: what gold was built from).
+        checkpoint: the orders arrival stream's checkpoint folder (a new one on a full refresh).
     """
 
     lakehouse: Lakehouse
@@ -76,6 +78,7 @@ class PipelineRun:
     previous_finished: bool = False
     incremental: bool = False
     base_versions: dict[str, int] = field(default_factory=dict)
+    checkpoint: str | None = None
     outcome: dict[str, object] = field(default_factory=dict)  # reconciliation figures and rule counts, after gold
     _written: list[tuple[str, int, float]] = field(default_factory=list)
 
@@ -98,6 +101,7 @@ class PipelineRun:
                 "input_path": self.input_path, "full_refresh": self.full_refresh, "rows": dict(self.rows),
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}, "changed": sorted(self.changed),
                 "plan": self.plan, "incremental": self.incremental, "base_versions": self.base_versions,
+                "checkpoint": self.checkpoint,
                 **extra}  # fmt: skip
 
     def record(self, status: str, **extra: object) -> None:
@@ -113,11 +117,18 @@ class PipelineRun:
 
 
 def start_run(
-    lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *, full_refresh: bool = False
+    lakehouse: Lakehouse,
+    input_path: str,
+    run_id: str | None = None,
+    *,
+    full_refresh: bool = False,
+    checkpoint_location: str | None = None,
 ) -> PipelineRun:
     """Begin a run: earlier runs left ``running`` become ``abandoned``, then this one is recorded ``running``.
 
-    Starting again under the same id (a retried first task) continues that run.
+    Starting again under the same id (a retried first task) continues that run. The orders stream keeps its checkpoint
+    under ``checkpoint_location`` (default: the local lakehouse's ``_checkpoints``), in the generation the previous run
+    used, or a new one on a full refresh.
     """
     run = PipelineRun(lakehouse, run_id or new_run_id(), input_path, full_refresh)
     log.info("run %s: input %s%s", run.run_id, input_path, " (full refresh)" if full_refresh else "")
@@ -127,6 +138,9 @@ def start_run(
     run.previous_finished = previous is not None and previous["status"] in history.FINISHED
     if run.previous_finished:
         run.base_versions = dict(previous.get("versions") or previous.get("base_versions") or {})
+    generation = run.run_id if full_refresh else ((previous or {}).get("checkpoint") or "/initial").rsplit("/", 1)[-1]
+    location = (checkpoint_location or "").strip() or arrivals.default_location(lakehouse)
+    run.checkpoint = arrivals.checkpoint(location, generation) if location else None
     run.record(history.RUNNING)
     return run
 
@@ -147,7 +161,7 @@ def resume_run(lakehouse: Lakehouse, run_id: str) -> PipelineRun:
         lakehouse, run_id, state.get("input_path"), bool(state.get("full_refresh")), state["started_at"],
         state["status"], dict(state.get("rows") or {}), dict(state.get("seconds") or {}),
         set(state.get("changed") or ()), state.get("plan"), incremental=bool(state.get("incremental")),
-        base_versions=dict(state.get("base_versions") or {}),
+        base_versions=dict(state.get("base_versions") or {}), checkpoint=state.get("checkpoint"),
     )  # fmt: skip
 
 
@@ -168,6 +182,11 @@ def _plan_after_bronze(run: PipelineRun) -> list[str]:
 def _bronze(run: PipelineRun) -> None:
     if not run.input_path:
         raise EcomError("input_path is empty: pass the folder or URI holding the raw orders, customers and products")
+    if not run.checkpoint:
+        raise EcomError(
+            "checkpoint_location is empty: pass the folder where the orders stream keeps its checkpoint (on "
+            "Databricks a Unity Catalog volume path such as /Volumes/<catalog>/<bronze schema>/ingest_checkpoints/)"
+        )
     steps.ingest_bronze(run.lakehouse, run.input_path, run)
     run.plan = _plan_after_bronze(run)
     if not run.plan:
@@ -214,7 +233,10 @@ def run_step(run: PipelineRun, step: str, *, record_progress: bool) -> None:
         outcome = _STEP_BODIES[step](run) or {}
     except BaseException as exc:
         run.seconds[step] = time.perf_counter() - started
-        run.record(history.FAILED, step=step, error=f"{exc.__class__.__name__}: {exc}"[:2000])
+        try:
+            run.record(history.FAILED, step=step, error=f"{exc.__class__.__name__}: {exc}"[:2000])
+        except Exception as record_error:  # e.g. the compute is gone: the next run records this one abandoned
+            log.warning("run %s: could not record the failure (%s)", run.run_id, str(record_error).splitlines()[0])
         raise
     run.seconds[step] = time.perf_counter() - started
     if step == GOLD:
@@ -227,10 +249,15 @@ def run_step(run: PipelineRun, step: str, *, record_progress: bool) -> None:
 
 
 def run_pipeline(
-    lakehouse: Lakehouse, input_path: str, run_id: str | None = None, *, full_refresh: bool = False
+    lakehouse: Lakehouse,
+    input_path: str,
+    run_id: str | None = None,
+    *,
+    full_refresh: bool = False,
+    checkpoint_location: str | None = None,
 ) -> PipelineRun:
     """Every step in order in this process (``ecom run``): bronze, then what bronze planned."""
-    run = start_run(lakehouse, input_path, run_id, full_refresh=full_refresh)
+    run = start_run(lakehouse, input_path, run_id, full_refresh=full_refresh, checkpoint_location=checkpoint_location)
     for step in STEPS:
         run_step(run, step, record_progress=False)
     return run

@@ -2,12 +2,13 @@
 
 :mod:`ecom_lakehouse.run.lifecycle` runs them, for ``ecom run`` and for the job's notebooks alike.
 
-Reruns are idempotent and incremental: bronze remembers each source file it ingested by path and content hash
-(``_source_file``, ``_source_sha256``) and reads only content it has not ingested yet; order files are appended,
-so a new file adds only its lines and a corrected file's lines supersede the earlier copies; ``orders_enriched`` is
-brought up to date with a MERGE on the line key that rewrites only the lines that changed. A run with nothing new
-changes no table. Every write is one atomic Delta commit, so a run that dies midway leaves each table at a
-consistent version and the next run completes the work.
+Reruns are idempotent and incremental: order files arrive through a stream that finds each new file once (its
+checkpoint) and bronze remembers every file it ingested by path and content hash (``_source_file``,
+``_source_sha256``), so only new content is read; order files are appended, so a new file adds only its lines and a
+re-issued export's lines supersede the earlier copies; ``orders_enriched`` is brought up to date with a MERGE on the
+line key that rewrites only the lines that changed. A run with nothing new changes no table. Every write is one atomic
+Delta commit, so a run that dies midway leaves each table at a consistent version and the next run completes the
+work.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pyspark.sql import functions as F
 from ecom_lakehouse import gold
 from ecom_lakehouse.bronze import RUN_ID, SOURCE_SHA256, to_bronze
 from ecom_lakehouse.errors import SourceError
-from ecom_lakehouse.io import sources
+from ecom_lakehouse.io import arrivals, sources
 from ecom_lakehouse.io.tables import Lakehouse, cached
 from ecom_lakehouse.quality.expectations import filter_quarantined
 from ecom_lakehouse.silver import incremental, to_quarantine
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _READERS: dict[str, Callable] = {
-    "orders": sources.read_orders,
     "customers": sources.read_customers,
     "products": sources.read_products,
 }
@@ -65,8 +65,7 @@ def size_shuffle_partitions(spark: SparkSession, files: list[str]) -> int | None
 
 
 def _ingested_hashes(lakehouse: Lakehouse, dataset: str) -> set[str]:
-    # Orders bronze holds every file ever ingested; a dimension's bronze holds its current snapshot only, so
-    # going back to an earlier snapshot's content is a change too.
+    # A dimension's bronze holds its current snapshot only, so going back to an earlier snapshot's content is a change.
     if not lakehouse.exists("bronze", dataset):
         return set()
     bronze = lakehouse.read("bronze", dataset)
@@ -78,9 +77,10 @@ def _ingested_hashes(lakehouse: Lakehouse, dataset: str) -> set[str]:
 def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: PipelineRun) -> set[str]:
     """Ingest new or changed source files under ``input_path`` into bronze, as they came.
 
-    Order files are appended (a file whose content was already ingested, under any name, is skipped). Customers
-    and products are full snapshots: when any of their files is new or changed, their bronze table is replaced by
-    the current files. With ``run.full_refresh`` every bronze table is rebuilt from the current files.
+    Orders arrive through the stream (:mod:`ecom_lakehouse.io.arrivals`): the new files are appended, each exactly
+    once. Customers and products are full snapshots read in batch: when any of their files is new or changed, their
+    bronze table is replaced by the current files. With ``run.full_refresh`` every bronze table is rebuilt from the
+    current files (the stream starts over with a new checkpoint).
 
     Returns:
         The datasets whose bronze table changed (also added to ``run.changed``).
@@ -91,24 +91,68 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: PipelineRun) -> se
     found = sources.discover_sources(lakehouse.spark, input_path, lakehouse.config)
     size_shuffle_partitions(lakehouse.spark, [f for files in found.values() for f in files])
     ingested_at = datetime.now(UTC)
-    for dataset, files in found.items():
-        fingerprints = sources.file_fingerprints(lakehouse.spark, files)
-        # Content already ingested under any name (e.g. re-uploaded under a new ingest_date=) is not read again.
-        known = set() if run.full_refresh else _ingested_hashes(lakehouse, dataset)
-        new = [f for f in files if fingerprints[sources.file_uri(f)] not in known]
-        table = lakehouse.config.table("bronze", dataset)
-        if not new:
-            log.info("%s: no new or changed file, nothing to ingest", table)
-            continue
-        incremental = dataset == "orders" and not run.full_refresh
-        to_read = new if incremental else files
-        with run.table_step(table) as rows:
-            raw_df = _READERS[dataset](lakehouse.spark, to_read)
-            bronze_df = to_bronze(raw_df, run.run_id, ingested_at, fingerprints)
-            write = lakehouse.append if incremental else lakehouse.overwrite
-            rows.append(write(bronze_df, "bronze", dataset))
-        run.changed.add(dataset)
+    _ingest_orders(lakehouse, input_path, run, ingested_at, found["orders"])
+    for dataset in DIMENSIONS:
+        _ingest_snapshot(lakehouse, dataset, found[dataset], run, ingested_at)
     return set(run.changed)
+
+
+def _ingest_orders(
+    lakehouse: Lakehouse, input_path: str, run: PipelineRun, ingested_at: datetime, listed: list[str]
+) -> None:
+    """The order files the stream finds and bronze does not hold yet, appended in one commit (see io.arrivals)."""
+    table = lakehouse.config.table("bronze", "orders")
+    local = {f: os.path.getsize(f) for f in listed if not sources.is_remote(f)}
+    if empty := [f for f, size in local.items() if size == 0]:  # Spark's file sources list no empty file
+        raise SourceError(f"{empty[0]}: empty file, no order records")
+    first_stream = not lakehouse.exists("bronze", "files")
+    checkpoint = run.checkpoint or arrivals.checkpoint(arrivals.default_location(lakehouse) or "", "initial")
+    if run.full_refresh:
+        arrivals.reset_log(lakehouse)
+    pattern = lakehouse.config.sources["orders"].pattern.pattern
+    arrivals.record_arrivals(lakehouse, input_path, pattern, run.run_id, checkpoint)
+    held = {} if run.full_refresh else arrivals.ingested(lakehouse)
+    events = arrivals.read_log(lakehouse)
+    for path in arrivals.rewritten(events, held, {sources.file_uri(f): size for f, size in local.items()}):
+        log.warning("%s changed after it was ingested and is not read again: upload a corrected export as a new "
+                    "file (a new ingest_date= folder)", path)  # fmt: skip
+    todo = arrivals.pending(events, held)
+    if not todo:
+        log.info("%s: no new order file, nothing to ingest", table)
+        return
+    fingerprints = sources.file_fingerprints(lakehouse.spark, [a.path for a in todo])
+    keep, skipped = arrivals.decide(todo, {a.path: fingerprints[sources.file_uri(a.path)] for a in todo}, held)
+    for arrival, reason in skipped:
+        log.info("%s: not ingested, %s", arrival.path, reason)
+    if skipped:
+        arrivals.record_skipped(lakehouse, skipped, run.run_id)
+    if first_stream and held:
+        log.info("%s: the orders stream starts now; the %d files bronze holds are not read again, %d older or "
+                 "duplicate files are skipped", table, len(held), len(skipped))  # fmt: skip
+    if not keep:
+        return
+    with run.table_step(table) as rows:
+        raw_df = sources.read_orders(lakehouse.spark, [a.path for a in keep])
+        bronze_df = to_bronze(raw_df, run.run_id, ingested_at, fingerprints)
+        write = lakehouse.overwrite if run.full_refresh else lakehouse.append
+        rows.append(write(bronze_df, "bronze", "orders"))
+    run.changed.add("orders")
+
+
+def _ingest_snapshot(
+    lakehouse: Lakehouse, dataset: str, files: list[str], run: PipelineRun, ingested_at: datetime
+) -> None:
+    """A dimension's bronze replaced by its current files when any of them is new or changed."""
+    fingerprints = sources.file_fingerprints(lakehouse.spark, files)
+    known = set() if run.full_refresh else _ingested_hashes(lakehouse, dataset)
+    table = lakehouse.config.table("bronze", dataset)
+    if all(fingerprints[sources.file_uri(f)] in known for f in files):
+        log.info("%s: no new or changed file, nothing to ingest", table)
+        return
+    with run.table_step(table) as rows:
+        raw_df = _READERS[dataset](lakehouse.spark, files)
+        rows.append(lakehouse.overwrite(to_bronze(raw_df, run.run_id, ingested_at, fingerprints), "bronze", dataset))
+    run.changed.add(dataset)
 
 
 def _write_silver(

@@ -69,10 +69,13 @@ def run_task(spark: SparkSession, dbutils: object, step: str) -> DataFrame:
     run_id = widgets.get("run_id").strip()
     if step == BRONZE:
         full_refresh = _flag(widgets.get("full_refresh"), "full_refresh")
-        run = start_run(lakehouse, widgets.get("input_path"), run_id or None, full_refresh=full_refresh)
+        run = start_run(
+            lakehouse, widgets.get("input_path"), run_id or None, full_refresh=full_refresh,
+            checkpoint_location=widgets.get("checkpoint_location"),
+        )  # fmt: skip
     elif run_id:
         run = resume_run(lakehouse, run_id)
     else:
-        run = start_run(lakehouse, widgets.get("input_path"))
+        run = start_run(lakehouse, widgets.get("input_path"), checkpoint_location=widgets.get("checkpoint_location"))
     run_step(run, step, record_progress=True)
     return run.summary(spark)

@@ -100,7 +100,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock_root = None if remote_url(args.remote) else Path(args.lakehouse).resolve()
     with lakehouse_lock(lock_root, args.wait_lock):
         lakehouse = _open_lakehouse(args, with_s3=is_remote(input_path), create=True)
-        run = run_pipeline(lakehouse, input_path, full_refresh=args.full_refresh)
+        run = run_pipeline(
+            lakehouse, input_path, full_refresh=args.full_refresh, checkpoint_location=args.checkpoint_location
+        )
         for line in run_summary(run.state(run.status, **run.outcome), time.perf_counter() - started):
             log.info("%s", line)
         if not args.no_report:
@@ -198,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=formats, default="table")
     run.add_argument("--output", help=output_help)
     run.add_argument("--full-refresh", action="store_true", help="rebuild every table from the current input files")
+    run.add_argument(
+        "--checkpoint-location", metavar="DIR",
+        help="where the orders stream keeps its checkpoint (default: <lakehouse>/_checkpoints; needed with --remote)",
+    )  # fmt: skip
     run.add_argument("--all", action="store_true", help=all_help)
     run.add_argument("--no-report", action="store_true", help="end with the run summary; print no report")
     run.add_argument(
