@@ -126,7 +126,7 @@ def profile(input_dir: str, lakehouse_dir: Path, then: str | None = None, repeat
         (history, "mark_abandoned_runs"), (history, "latest_run"), (history, "record_run"),
         (sources, "discover_sources"), (sources, "file_fingerprints"), (steps, "_ingested_hashes"),
         (lifecycle, "_plan_after_bronze"),
-        (tables.Lakehouse, "comment"), (tables.Lakehouse, "ensure_schemas"), (report, "run_report"),
+        (tables.Lakehouse, "ensure_schemas"), (report, "run_report"),
     ):  # fmt: skip
         profiler.wrap(owner, attribute)
     profiler.wrap(lifecycle.PipelineRun, "table_step", context=True)

@@ -32,6 +32,7 @@ def _file_key_column(column: str) -> Column:
     without_scheme = F.regexp_replace(F.col(column), _SCHEME.pattern, "")
     return F.try_url_decode(F.regexp_replace(without_scheme, r"\+", "%2B"))  # url_decode reads '+' as a space
 
+
 INGESTED_AT = "_ingested_at"
 RUN_ID = "_run_id"
 SOURCE_SHA256 = "_source_sha256"

@@ -170,34 +170,40 @@ def _is_our_host(pid: int) -> bool:
     return "ecom_lakehouse.server" in command and " serve" in command
 
 
-def _answers(port: int, timeout: float = 3.0) -> bool:
-    """The port accepts a gRPC (HTTP/2) connection within ``timeout`` seconds."""
-    import grpc
-
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+def _listening(port: int, timeout: float = 2.0) -> bool | None:
+    """True when the port accepts a connection, False when it refuses one, None when it does not say in time (a busy
+    machine: not a reason to give up on a server)."""
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-        return True
-    except grpc.FutureTimeoutError:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except ConnectionRefusedError:
         return False
-    finally:
-        channel.close()
+    except OSError:
+        return None
 
 
 def running() -> ServerState | None:
-    """The server that serves now, or None. A state left by a server that is gone (killed, crashed, a pid reused, a
-    port that does not answer) is removed, and a host that holds a port without answering on it is stopped."""
+    """The server that serves now, or None. A state left by a server that is gone (killed, crashed, its pid reused by
+    another process) is removed; a host whose JVM is gone or whose port refuses connections is stopped. None of these
+    waits more than a few seconds."""
     state = read_state()
     if state is None:
         return None
-    if _is_our_host(state.pid) and _answers(state.port):
-        return state
-    if _is_our_host(state.pid):
-        log.warning("the Spark server pid %d does not answer on port %d: stopping it", state.pid, state.port)
-        _terminate(state, grace=5.0)
-    elif _read_json(_files()["last_exit"]) is None or _read_json(_files()["last_exit"]).get("pid") != state.pid:
-        _record_exit(state.pid, "gone without stopping (killed, or its machine restarted)")
-    _files()["state"].unlink(missing_ok=True)
+    deadline = time.monotonic() + 5.0
+    while _is_our_host(state.pid):
+        if _pid_alive(state.java_pid) and _listening(state.port) is not False:
+            return state
+        if time.monotonic() > deadline:  # its JVM died or it stopped listening, and it did not exit by itself
+            log.warning("the Spark server pid %d does not serve on port %d: stopping it", state.pid, state.port)
+            _terminate(state, grace=5.0)
+            break
+        time.sleep(0.2)  # a host whose JVM died records why and exits within a second
+    else:
+        ended = last_exit()
+        if ended is None or ended.get("pid") != state.pid:
+            _record_exit(state.pid, "gone without stopping (killed, or its machine restarted)")
+    if (current := read_state()) is not None and current.pid == state.pid:
+        _files()["state"].unlink(missing_ok=True)
     return None
 
 

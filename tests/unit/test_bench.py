@@ -4,6 +4,7 @@ constants; the increment continues a dataset with new lines; the tables, targets
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -11,6 +12,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from argparse import ArgumentTypeError
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -23,12 +25,17 @@ pytest.importorskip("psutil")
 pytest.importorskip("pyarrow")
 
 from bench import duckdb_reference  # noqa: E402
+from bench import run as bench_run  # noqa: E402
 from bench.duckdb_reference import REPORT_NAMES, clean_name_sql, discover_sources, render_json, run_reference  # noqa: E402
 from bench.run import (  # noqa: E402
     INCREMENTAL_COLUMNS,
+    REAL_COLUMNS,
     TABLE_COLUMNS,
+    WARMUP_LINES,
+    BenchServer,
     _case_failed,
     _snapshot,
+    bench_env,
     build_parser,
     compare_reports,
     ensure_dataset,
@@ -42,6 +49,8 @@ from bench.run import (  # noqa: E402
     new_order_id,
     parse_cases,
     parse_sizes,
+    peak_gib,
+    real_rows,
     render_markdown,
     reports_identical,
     size_label,
@@ -257,6 +266,16 @@ def _fake_results() -> dict[str, object]:
     def engine(wall: float, size: int, peak: float) -> dict[str, object]:
         return {"ok": True, "wall_s": wall, "rows_per_s": size / wall, "peak_rss_gib": peak, "runs": [], "steps": {}}
 
+    def timed(walls: tuple[float, ...], peak: float, server: float | None = None) -> dict[str, object]:
+        """A real-case result: its runs, their median, least and most; with ``server``, a warm one."""
+        runs = [{"wall_s": w, "exit_code": 0, "server": {"running": True, "rss_bytes": 2**30,
+                 "heap_used_bytes": 2**29, "same_server": True} if server else None} for w in walls]  # fmt: skip
+        result = {"ok": True, "wall_s": sorted(walls)[len(walls) // 2], "min_s": min(walls), "max_s": max(walls),
+                  "peak_rss_gib": peak, "runs": runs}  # fmt: skip
+        if server is not None:
+            result.update(server_peak_rss_gib=server, total_peak_rss_gib=round(peak + server, 3), all_warm=True)
+        return result
+
     def incremental(size: int, wall: float, full: float, peak: float) -> dict[str, object]:
         return {
             "lines_added": size // 100,
@@ -274,19 +293,27 @@ def _fake_results() -> dict[str, object]:
     return {
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cores_logical": 2, "memory_gib": 24.0},
         "config": {"seed": 42, "bad_orders": 25, "repeat": 1, "duckdb_threads": 2},
-        "spark_startup": {"best_s": 9.5, "peak_rss_gib": 0.6, "runs": [{}]},
+        "startup": {
+            "cold_server_start": timed((14.0, 12.5, 13.0), 1.2),
+            "warm_connect": timed((0.9, 0.8, 1.1), 0.1, 1.3),
+        },
+        "server": {
+            "home": "/w/server",
+            "events": [{"event": "warm-up", "why": "real case", "wall_s": 28.0, "exit_code": 0}],
+        },
         "real": {
             "input": "/data/pei",
             "available": True,
             "order_lines": 9994,
             "repeat": 3,
-            "pipeline": {
-                **engine(21.0, 9994, 1.5),
-                "runs": [{"wall_s": w, "exit_code": 0} for w in (20.0, 21.0, 23.0)],
-            },
-            "duckdb": engine(1.4, 9994, 0.2),
-            "ratio": 15.0,
-            "parity": _parity(names_differing=1),
+            "cold": timed((30.0, 31.0, 29.5), 2.0),
+            "warm": timed((6.5, 6.2, 7.0), 0.3, 1.6),
+            "nothing_new": timed((3.0, 2.8, 3.1), 0.25, 1.6),
+            "report": timed((1.5, 1.4, 1.6), 0.2, 1.6),
+            "duckdb": timed((1.4, 1.3, 1.5), 0.2),
+            "parity_cold": _parity(names_differing=1),
+            "parity_warm": _parity(),
+            "parity_report": _parity(),
         },
         "sizes": [
             {
@@ -330,7 +357,7 @@ def test_results_table_has_the_expected_columns_and_values():
 def test_incremental_table_shows_the_share_of_the_full_build():
     results = _fake_results()
     assert incremental_rows(results) == [
-        ["1,000,000", "10,000", "100.0", "30.0", "30.0 %", "≤ 25 %", "2.50", "33.3"],
+        ["1,000,000", "10,000", "100.0", "30.0", "30.0 %", "≤ 20 %", "2.50", "33.3"],
         ["10,000,000", "100,000", "600.0", "48.0", "8.0 %", "≤ 10 %", "4.00", "200.0"],
     ]
     results["sizes"][0]["incremental"]["full_build_source"] = "base build"  # the case built its own lakehouse
@@ -341,43 +368,93 @@ def test_incremental_table_shows_the_share_of_the_full_build():
     assert "- 1,000,000 + 10,000 lines, incremental run: profit_by_year exact (0 of 4 differ)" in markdown
 
 
-def test_real_dataset_section_lists_every_run_and_the_median():
-    markdown = render_markdown(_fake_results())
+def test_real_dataset_table_sets_cold_warm_and_duckdb_side_by_side():
+    results = _fake_results()
+    assert list(REAL_COLUMNS) == ["engine / mode", "median s", "min s", "max s", "ratio to DuckDB", "peak GiB"]
+    assert real_rows(results["real"]) == [
+        ["pipeline cold", "30.0", "29.5", "31.0", "21.43", "2.00"],
+        ["pipeline warm", "6.5", "6.2", "7.0", "4.64", "1.90 (server 1.60)"],  # the server is outside the tree
+        ["pipeline warm, nothing-new run", "3.0", "2.8", "3.1", "2.14", "1.85 (server 1.60)"],
+        ["`ecom report` warm", "1.5", "1.4", "1.6", "1.07", "1.80 (server 1.60)"],
+        ["DuckDB reference", "1.4", "1.3", "1.5", "1.00", "0.20"],
+    ]
+    markdown = render_markdown(results)
     assert "`/data/pei`: 9,994 order lines" in markdown
-    assert "| pipeline (`ecom -q run --format json --output F`) | 21.0 | 20.0, 21.0, 23.0 | 1.50 |" in markdown
-    assert "Ratio pipeline / DuckDB: 15.00." in markdown
-    assert "- real dataset (9,994 lines): profit_by_year exact" in markdown
+    assert "| " + " | ".join(REAL_COLUMNS) + " |" in markdown
+    assert "| pipeline warm | 6.5 | 6.2 | 7.0 | 4.64 | 1.90 (server 1.60) |" in markdown
+    cold = "- pipeline cold: `ecom -q run --format json --output F`, no server running: it starts one"
+    assert f"{cold}; runs 30.0, 31.0, 29.5 s." in markdown
+    assert (
+        "The server after the last warm run (`ecom server status --json`): 1.00 GiB resident, heap 512.0 MiB used."
+        in markdown
+    )
+    assert "- real dataset (9,994 lines), warm run: profit_by_year exact" in markdown
+    assert "- real dataset (9,994 lines), `ecom report` (warm): profit_by_year exact" in markdown
+    assert "- real dataset (9,994 lines), cold run: profit_by_year exact (0 of 4 differ)" in markdown
     missing = {**_fake_results(), "real": {"input": "/nowhere", "available": False}}
     assert "Not run: /nowhere does not exist." in render_markdown(missing)
-    assert {t["name"]: t["passed"] for t in evaluate_targets(missing)}["real_end_to_end"] is None
+    passed = {t["name"]: t["passed"] for t in evaluate_targets(missing)}
+    assert passed["real_warm"] is passed["real_cold"] is passed["report_warm"] is None
+
+
+def test_real_dataset_marks_a_warm_run_that_found_no_warm_server():
+    results = _fake_results()
+    results["real"]["warm"]["all_warm"] = False
+    results["real"]["warm"]["runs"][1]["server"]["same_server"] = False
+    markdown = render_markdown(results)
+    assert "  - pipeline warm: a run found no warm server (it started one); its time is not a warm time" in markdown
+    targets = {t["name"]: t for t in evaluate_targets(results)}
+    assert targets["real_warm"]["measured"] == "6.50 s (a run found no warm server)"
+    assert targets["report_warm"]["measured"] == "1.50 s"
 
 
 def test_targets_pass_or_fail_per_target():
     targets = {t["name"]: t for t in evaluate_targets(_fake_results())}
     assert list(targets) == [
-        "ratio_at_10M", "peak_memory", "scaling_10M_1M", "incremental_10M", "incremental_1M", "real_end_to_end",
-        "reports_identical",
+        "ratio_at_10M", "peak_memory", "scaling_10M_1M", "incremental_10M", "incremental_1M", "real_warm", "real_cold",
+        "report_warm", "reports_identical",
     ]  # fmt: skip
     assert (targets["ratio_at_10M"]["value"], targets["ratio_at_10M"]["passed"]) == (2.4, True)
     assert (targets["peak_memory"]["value"], targets["peak_memory"]["passed"]) == (9.5, False)
     assert (targets["scaling_10M_1M"]["value"], targets["scaling_10M_1M"]["passed"]) == (6.0, True)
     assert (targets["incremental_10M"]["value"], targets["incremental_10M"]["passed"]) == (8.0, True)
     assert (targets["incremental_1M"]["value"], targets["incremental_1M"]["passed"]) == (30.0, False)
-    assert (targets["real_end_to_end"]["value"], targets["real_end_to_end"]["passed"]) == (21.0, True)
+    assert (targets["real_warm"]["value"], targets["real_warm"]["passed"]) == (6.5, True)
+    assert (targets["real_cold"]["value"], targets["real_cold"]["passed"]) == (30.0, True)
+    assert (targets["report_warm"]["value"], targets["report_warm"]["passed"]) == (1.5, True)
     # one name differing on the real data is enough for the reports not to be identical
     assert (targets["reports_identical"]["value"], targets["reports_identical"]["passed"]) == (1, False)
-    assert targets["reports_identical"]["measured"] == "1 of 5 cases differ"
+    assert targets["reports_identical"]["measured"] == "1 of 7 cases differ"
     markdown = render_markdown(_fake_results())
     assert re.search(
-        r"\| pipeline peak memory ≤ 8 GiB \(every pipeline run\) \| 9\.50 GiB \| ≤ 8 GiB \| FAIL \|", markdown
+        r"\| pipeline peak memory ≤ 8 GiB \(every pipeline run; warm: with the server's\) \| 9\.50 GiB \| ≤ 8 GiB "
+        r"\| FAIL \|",
+        markdown,
     )
-    assert "| pipeline time ≤ 2.5 × DuckDB time at 10M lines (full build) | 2.40 × | ≤ 2.5 × | pass |" in markdown
+    assert "| pipeline time ≤ 2.5 × DuckDB time at 10M lines (full build, warm) | 2.40 × | ≤ 2.5 × | pass |" in markdown
     assert (
-        "| run adding 1 % new lines ≤ 25 % of the full build's time at 1M lines | 30.00 % | ≤ 25 % | FAIL |" in markdown
+        "| run adding 1 % new lines ≤ 20 % of the full build's time at 1M lines (both warm) | 30.00 % | ≤ 20 % "
+        "| FAIL |" in markdown
     )
-    assert "| real dataset end to end, JVM start included, median of 3 ≤ 25 s | 21.00 s | ≤ 25 s | pass |" in markdown
+    assert "| real dataset, warm `ecom run`, median of 3 ≤ 8 s | 6.50 s | ≤ 8 s | pass |" in markdown
+    assert (
+        "| real dataset, cold `ecom run` (server start included), median of 3 ≤ 35 s | 30.00 s | ≤ 35 s | pass |"
+        in markdown
+    )
+    assert "| real dataset, warm `ecom report`, median of 3 ≤ 2 s | 1.50 s | ≤ 2 s | pass |" in markdown
     quick = {"sizes": [{k: v for k, v in _fake_results()["sizes"][0].items() if k != "incremental"}]}
-    assert [t["passed"] for t in evaluate_targets(quick)] == [None, True, None, None, None, None, True]
+    assert [t["passed"] for t in evaluate_targets(quick)] == [None, True, None, None, None, None, None, None, True]
+
+
+def test_real_dataset_targets_fail_over_their_limits():
+    results = _fake_results()
+    results["real"]["warm"]["wall_s"] = 8.01
+    results["real"]["cold"]["wall_s"] = 36.0
+    results["real"]["report"]["wall_s"] = 2.5
+    passed = {t["name"]: t["passed"] for t in evaluate_targets(results)}
+    assert (passed["real_warm"], passed["real_cold"], passed["report_warm"]) == (False, False, False)
+    results["sizes"][0]["incremental"]["ratio_to_full"] = 0.2  # exactly 20 % of the full build passes
+    assert {t["name"]: t["passed"] for t in evaluate_targets(results)}["incremental_1M"] is True
 
 
 def test_peak_memory_target_counts_incremental_and_real_runs():
@@ -385,8 +462,27 @@ def test_peak_memory_target_counts_incremental_and_real_runs():
     for entry in results["sizes"]:
         entry["pipeline"]["peak_rss_gib"] = 1.0
     assert {t["name"]: t["value"] for t in evaluate_targets(results)}["peak_memory"] == 4.0  # the 10M increment
-    results["real"]["pipeline"]["peak_rss_gib"] = 8.5
+    results["real"]["cold"]["peak_rss_gib"] = 8.5
     assert {t["name"]: t["passed"] for t in evaluate_targets(results)}["peak_memory"] is False
+
+
+def test_peak_memory_of_a_warm_command_adds_the_servers():
+    results = _fake_results()
+    for entry in results["sizes"]:
+        entry["pipeline"]["peak_rss_gib"] = 1.0
+    results["real"]["warm"].update(peak_rss_gib=0.3, server_peak_rss_gib=4.4, total_peak_rss_gib=4.6)
+    assert {t["name"]: t["value"] for t in evaluate_targets(results)}["peak_memory"] == 4.6  # not the client's 0.3
+    warm = {
+        **results["sizes"][0]["pipeline"],
+        "peak_rss_gib": 0.4,
+        "server_peak_rss_gib": 2.6,
+        "total_peak_rss_gib": 3.0,
+    }
+    results["sizes"][0]["pipeline"] = warm
+    assert table_rows(results)[0][6] == "3.00 (server 2.60)"
+    assert "the `ecom` process tree plus the server's JVM, sampled at the same instants" in render_markdown(results)
+    assert peak_gib({"peak_rss_bytes": 2**30, "total_peak_rss_bytes": 3 * 2**30}) == 3.0  # one run's measurement
+    assert peak_gib({"peak_rss_bytes": 2**30, "total_peak_rss_bytes": None}) == 1.0
 
 
 def test_reports_identical_needs_every_figure_and_every_name():
@@ -401,6 +497,10 @@ def test_a_case_fails_on_a_failed_run_or_a_profit_by_year_difference():
     assert not _case_failed(results["real"])  # a differing name is reported, it does not fail the run
     assert _case_failed({**results["real"], "parity": _parity(year_mismatches=1)})
     assert _case_failed({**results["real"], "duckdb": {"ok": False, "runs": []}})
+    for key in ("parity_cold", "parity_warm", "parity_report"):
+        assert _case_failed({**results["real"], key: _parity(year_mismatches=1)})
+    for key in ("cold", "warm", "nothing_new", "report"):
+        assert _case_failed({**results["real"], key: {"ok": False, "runs": []}})
     assert _case_failed({"ok": False, "base_build": {"ok": False}})
     assert not _case_failed({"skipped": "--skip-pipeline"})
     assert not _case_failed(None)
@@ -726,3 +826,310 @@ def test_lakehouse_snapshot_links_parquet_and_copies_the_rest(tmp_path):
     assert linked.read_bytes() == b"data" and log.read_text(encoding="utf-8") == "{}"
     assert os.stat(linked).st_ino == os.stat(source / "silver" / "orders" / "part-0.parquet").st_ino
     assert os.stat(log).st_ino != os.stat(source / "silver" / "orders" / "_delta_log" / "00000.json").st_ino
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cold and warm: the bench's own server, measured with a fake `ecom` (no Spark)
+# ---------------------------------------------------------------------------------------------------------------
+
+# A fake `ecom`: `server start|stop|status --json`, `run` and `report`, its state in $ECOM_SERVER_HOME like the real
+# one's; its "server" is a detached Python process holding 96 MiB (its JVM pid is its own pid). `run` and `report`
+# start one when none runs, as a child (so a cold run holds it in its tree), and copy $FAKE_REPORT to --output.
+# Every call is logged to calls.jsonl beside the server home.
+_FAKE_ECOM = r"""
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+
+import psutil
+
+home = Path(os.environ["ECOM_SERVER_HOME"])
+home.mkdir(parents=True, exist_ok=True)
+state = home / "state.json"
+argv = [a for a in sys.argv[1:] if a != "-q"]
+
+
+def gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def running():
+    if state.is_file():
+        found = json.loads(state.read_text())
+        if not gone(found["pid"]):
+            return found
+    return None
+
+
+def start():
+    code = "import time; block = bytearray(96 * 2**20); time.sleep(float(%r))" % os.environ.get("FAKE_SERVER_S", "120")
+    host = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state.write_text(json.dumps({"pid": host.pid, "java_pid": host.pid, "started": time.time()}))
+    time.sleep(1.0)  # a server takes a while to start: the sampler sees it in the tree
+    return host.pid
+
+
+def option(name):
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def log(**event):
+    with (home.parent / "calls.jsonl").open("a") as out:
+        out.write(json.dumps({"argv": argv, "home": str(home), **event}) + "\n")
+
+
+if argv[0] == "server":
+    found = running()
+    if argv[1] == "status":
+        if found is None:
+            print(json.dumps({"running": False}))
+            sys.exit(3)
+        rss = psutil.Process(found["java_pid"]).memory_info().rss
+        print(json.dumps({"running": True, "pid": found["pid"], "java_pid": found["java_pid"], "port": 15002,
+                          "rss_bytes": rss, "heap_used_bytes": 12345, "uptime_seconds": time.time() - found["started"],
+                          "sessions": 0, "lakehouses": []}))
+    elif argv[1] == "stop":
+        if found is not None:
+            os.kill(found["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while not gone(found["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            state.unlink()
+        log(event="stop", pid=found and found["pid"])
+    elif argv[1] == "start":
+        log(event="start", pid=found["pid"] if found else start())
+    sys.exit(0)
+
+found = running()
+pid = found["pid"] if found else start()
+lakehouse = Path(option("--lakehouse"))
+log(event=argv[0], new_server=found is None, pid=pid, lakehouse=lakehouse.name, report="--no-report" not in argv)
+if argv[0] == "report" and not lakehouse.is_dir():
+    print(f"{lakehouse}: no lakehouse here", file=sys.stderr)
+    sys.exit(2)
+lakehouse.mkdir(parents=True, exist_ok=True)
+if option("--output"):
+    shutil.copyfile(os.environ["FAKE_REPORT"], option("--output"))
+time.sleep(0.3)
+"""
+
+
+@pytest.fixture
+def fake_ecom(tmp_path, monkeypatch):
+    """A fake `ecom` executable, the environment the bench needs for it, and its calls; the fake servers it started
+    are ended after the test by their pids."""
+    import psutil
+
+    path = tmp_path / "fake_bin" / "ecom"
+    path.parent.mkdir()
+    path.write_text(f"#!{sys.executable}\n{_FAKE_ECOM}", encoding="utf-8")
+    path.chmod(0o755)
+    for name in ("ECOM_SERVER_HOME", "ECOM_SPARK_MODE", "SPARK_REMOTE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(bench_run, "machine_info", lambda: {"date": "2026-01-01T00:00:00+00:00", "cores_logical": 2})
+    monkeypatch.setattr(bench_run, "_CONNECT_CODE", "import time; time.sleep(0.2)")  # never a real session
+    calls = tmp_path / "work" / "calls.jsonl"
+
+    def read_calls() -> list[dict[str, object]]:
+        return [json.loads(line) for line in calls.read_text(encoding="utf-8").splitlines()] if calls.is_file() else []
+
+    yield path, read_calls
+    for pid in {call.get("pid") for call in read_calls()} - {None}:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+
+
+def _real_input(tmp_path, monkeypatch) -> Path:
+    """A small generated export as the real input, and its DuckDB report as what the fake `ecom` reports."""
+    generate_dataset(tmp_path / "real", orders=300, seed=7, bad_orders=2)
+    report = tmp_path / "expected_report.json"
+    report.write_text(
+        render_json(run_reference(tmp_path / "real", tmp_path / "ref", threads=2).report), encoding="utf-8"
+    )
+    monkeypatch.setenv("FAKE_REPORT", str(report))
+    return tmp_path / "real"
+
+
+def test_bench_env_gives_the_bench_its_own_server_home(tmp_path):
+    env = bench_env({"PATH": "/bin", "ECOM_DRIVER_MEMORY": "6g"}, tmp_path)
+    assert env == {"PATH": "/bin", "ECOM_DRIVER_MEMORY": "6g", "ECOM_SERVER_HOME": str(tmp_path / "server")}
+    assert bench_env({"ECOM_SERVER_HOME": "/mine"}, tmp_path)["ECOM_SERVER_HOME"] == "/mine"  # the caller's wins
+    assert bench_env({"ECOM_SERVER_HOME": ""}, tmp_path)["ECOM_SERVER_HOME"] == str(tmp_path / "server")
+
+
+def test_a_warm_command_is_measured_with_the_server_beside_its_tree(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", "import time; block = bytearray(200 * 2**20); time.sleep(30)"])
+    try:
+        time.sleep(1.0)  # the server holds its memory before the command starts
+        result = measure(
+            [sys.executable, "-c", "import time; time.sleep(1.0)"],
+            cwd=tmp_path,
+            stdout_path=tmp_path / "out.log",
+            stderr_path=tmp_path / "err.log",
+            interval=0.1,
+            server_pid=server.pid,
+        )
+    finally:
+        server.kill()
+        server.wait()
+    assert result.exit_code == 0
+    assert result.peak_rss_bytes < 100 * 2**20  # the command's own tree: not the server
+    assert result.server_peak_rss_bytes > 200 * 2**20
+    assert result.total_peak_rss_bytes >= result.server_peak_rss_bytes + 5 * 2**20
+    alone = measure(
+        [sys.executable, "-c", "pass"], cwd=tmp_path, stdout_path=tmp_path / "o", stderr_path=tmp_path / "e"
+    )
+    assert (alone.server_peak_rss_bytes, alone.total_peak_rss_bytes, alone.server) == (None, None, None)
+
+
+def test_real_case_runs_cold_then_warm_on_the_benchs_own_server(tmp_path, fake_ecom, monkeypatch):
+    ecom, calls = fake_ecom
+    real = _real_input(tmp_path, monkeypatch)
+    work, results_dir = tmp_path / "work", tmp_path / "results"
+    argv = ["--cases", "real", "--real-input", str(real), "--repeat", "2", "--startup-runs", "1", "--ecom", str(ecom),
+            "--work-dir", str(work), "--results-dir", str(results_dir)]  # fmt: skip
+    assert bench_run.main(argv) == 0
+
+    log = calls()
+    assert {call["home"] for call in log} == {str(work / "server")}  # every command: the bench's own server home
+    commands = [
+        (c["event"], c.get("lakehouse"), c.get("report"), c.get("new_server")) for c in log if c["event"] != "stop"
+    ]
+    warm_repeat = [("run", "lakehouse", True, False), ("report", "lakehouse", True, False),
+                   ("run", "lakehouse", False, False)]  # fmt: skip
+    assert commands == [
+        ("start", None, None, None),  # the cold server start (the warm connect is a plain Python process)
+        ("run", "lakehouse", True, True),  # cold: every cold run found no server and started one
+        ("run", "lakehouse", True, True),
+        ("run", "warm_up_lakehouse", True, True),  # a new server warmed by one untimed run
+        *warm_repeat,  # then per repeat: warm run, `ecom report` of it, the nothing-new run, all on that server
+        *warm_repeat,
+    ]
+    assert log[-1]["event"] == "stop" and log[-1]["pid"] is not None  # the bench stopped its server at the end
+    assert not (work / "server" / "state.json").exists()
+
+    results = json.loads((results_dir / "results.json").read_text(encoding="utf-8"))
+    real_result = results["real"]
+    for key in ("cold", "warm", "nothing_new", "report", "duckdb"):
+        assert real_result[key]["ok"] and len(real_result[key]["runs"]) == 2, key
+        assert real_result[key]["min_s"] <= real_result[key]["wall_s"] <= real_result[key]["max_s"]
+    mib_96 = 96 * 2**20
+    assert all(run["server"] is None for run in real_result["cold"]["runs"])
+    assert real_result["cold"]["peak_rss_bytes"] > mib_96  # the server a cold run starts is in its tree
+    for key in ("warm", "nothing_new", "report"):
+        result = real_result[key]
+        assert result["all_warm"] is True
+        assert result["peak_rss_bytes"] < mib_96 < result["server_peak_rss_bytes"] <= result["total_peak_rss_bytes"]
+        for run in result["runs"]:  # the server's status after every warm command
+            assert run["server"]["running"] and run["server"]["same_server"]
+            assert run["server"]["rss_bytes"] > mib_96 and run["server"]["heap_used_bytes"] == 12345
+    for key in ("parity_cold", "parity_warm", "parity_report"):
+        assert reports_identical(real_result[key]), key
+    startup = results["startup"]
+    assert startup["cold_server_start"]["ok"] and startup["cold_server_start"]["wall_s"] >= 1.0
+    assert startup["warm_connect"]["ok"] and startup["warm_connect"]["runs"][0]["server"]["same_server"]
+    assert [event["why"] for event in results["server"]["events"]] == ["real case"]
+    assert results["server"]["home"] == str(work / "server")
+    assert "spark_startup" not in results
+
+    markdown = (results_dir / "results.md").read_text(encoding="utf-8")
+    assert "| " + " | ".join(REAL_COLUMNS) + " |" in markdown
+    for _, label, _ in bench_run.REAL_ROWS:
+        assert f"\n| {label} | " in markdown
+    assert "- Cold server start (`ecom server start`, no server running" in markdown
+    assert "- Warm connect (a new Python process" in markdown
+    assert "warm-ups (untimed `ecom run`): real case" in markdown
+
+
+def test_size_cases_run_on_a_server_warmed_once_before_them(tmp_path, fake_ecom, monkeypatch):
+    ecom, calls = fake_ecom
+    _real_input(tmp_path, monkeypatch)
+    work = tmp_path / "work"
+    argv = ["--cases", "full,incremental", "--sizes", "2000", "--startup-runs", "0", "--skip-duckdb",
+            "--ecom", str(ecom), "--work-dir", str(work), "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    assert bench_run.main(argv) == 0
+    commands = [(c["event"], c.get("lakehouse"), c.get("new_server")) for c in calls() if c["event"] != "stop"]
+    assert commands == [
+        ("run", "warm_up_lakehouse", True),  # started and warmed on a small generated dataset, once
+        ("run", "lakehouse", False),  # the full build, warm
+        ("run", "lakehouse", False),  # the run adding 1 % new lines, warm
+        ("report", "lakehouse", False),  # the updated lakehouse's report, warm
+    ]
+    assert calls()[-1]["event"] == "stop"
+    assert (work / "warmup" / str(WARMUP_LINES) / "input").is_dir()
+    results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
+    entry = results["sizes"][0]
+    assert entry["pipeline"]["all_warm"] and entry["pipeline"]["server_peak_rss_bytes"] > 96 * 2**20
+    assert entry["incremental"]["pipeline"]["all_warm"]
+    assert entry["incremental"]["report_run"]["server"]["same_server"]
+    assert entry["incremental"]["full_build_source"] == "full case"
+    assert [event["why"] for event in results["server"]["events"]] == ["full and incremental cases"]
+
+
+def test_a_warm_command_that_finds_no_server_warms_one_again(tmp_path, fake_ecom, monkeypatch):
+    ecom, calls = fake_ecom
+    real = _real_input(tmp_path, monkeypatch)
+    work = tmp_path / "work"
+    server = BenchServer(str(ecom), bench_env(dict(os.environ), work), timeout=60)
+    try:
+        assert server.status() is None  # `status --json` exits 3
+        status = server.warm_up(real, tmp_path, why="a test")
+        assert status["running"] and status["rss_bytes"] > 96 * 2**20
+        server.stop()  # as an idle timeout would
+        command = [str(ecom), "-q", "run", "--input", str(real), "--lakehouse", str(tmp_path / "lh"), "--no-report"]
+        measured = server.timed("a warm run", command, cwd=tmp_path, logs=tmp_path / "warm", timeout=60)
+    finally:
+        server.shutdown()
+    assert measured.exit_code == 0 and measured.server["same_server"] and measured.server_peak_rss_bytes > 96 * 2**20
+    assert [event["why"] for event in server.events] == ["a test", "no server ran before a warm run"]
+    assert [c.get("new_server") for c in calls() if c["event"] == "run"] == [True, True, False]
+    assert server.status() is None
+
+
+def test_the_server_is_stopped_when_the_bench_fails(tmp_path, fake_ecom, monkeypatch):
+    ecom, calls = fake_ecom
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a case failed")
+
+    monkeypatch.setattr(bench_run, "run_real", broken)
+    argv = ["--cases", "real", "--startup-runs", "1", "--ecom", str(ecom), "--work-dir", str(tmp_path / "work"),
+            "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    with pytest.raises(RuntimeError, match="a case failed"):
+        bench_run.main(argv)
+    events = [(c["event"], c["pid"]) for c in calls()]
+    started = next(pid for event, pid in events if event == "start")
+    assert events[-1] == ("stop", started)  # the server the start-up measurement started, stopped by the bench
+    assert not (tmp_path / "work" / "server" / "state.json").exists()
+
+
+def test_the_bench_refuses_an_ecom_that_would_not_use_the_local_server(tmp_path, fake_ecom, monkeypatch):
+    ecom, calls = fake_ecom
+    argv = ["--cases", "real", "--ecom", str(ecom), "--work-dir", str(tmp_path / "work")]
+    monkeypatch.setenv("ECOM_SPARK_MODE", "classic")
+    with pytest.raises(SystemExit, match="ECOM_SPARK_MODE=classic"):
+        bench_run.main(argv)
+    monkeypatch.delenv("ECOM_SPARK_MODE")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://elsewhere:15002")
+    with pytest.raises(SystemExit, match="SPARK_REMOTE"):
+        bench_run.main(argv)
+    assert calls() == []
+
+
+def test_startup_lines_report_medians_of_cold_start_and_warm_connect():
+    markdown = render_markdown(_fake_results())
+    assert (
+        "- Cold server start (`ecom server start`, no server running: JVM, jars, Spark Connect); a cold command pays "
+        "it, a warm one does not: median 13.00 s of 3 run(s) (min 12.50, max 14.00), peak 1.20 GiB." in markdown
+    )
+    assert (
+        "part of every warm command: median 0.90 s of 3 run(s) (min 0.80, max 1.10), peak 1.40 (server 1.30) GiB."
+        in markdown
+    )
+    assert (
+        "- The bench's server: home `/w/server`; warm-ups (untimed `ecom run`): real case 28.0 s; stopped" in markdown
+    )
+    assert build_parser().parse_args([]).startup_runs == 3

@@ -125,6 +125,7 @@ class Lakehouse:
         replace_where: str | None = None,
         *,
         properties: dict[str, str] | None = None,
+        comment: str | None = None,
     ) -> int:
         """Replace the table's contents atomically in one Delta commit.
 
@@ -136,6 +137,7 @@ class Lakehouse:
                 dataset's rows of the shared quarantine table (new columns are added); without it, the whole table
                 and its schema.
             properties: Delta table properties to set (``delta.enableChangeDataFeed``); an overwrite keeps them.
+            comment: the table's comment (Unity Catalog, ``DESCRIBE TABLE EXTENDED``), set in the same commit.
 
         Returns:
             Rows written, read from the Delta commit's metrics (no second pass over the data).
@@ -148,6 +150,8 @@ class Lakehouse:
             writer = writer.option("overwriteSchema", "true")
         for key, value in (properties or {}).items():
             writer = writer.option(key, value)
+        if comment is not None:
+            writer = writer.option("comment", comment)
         writer.saveAsTable(self.ref(layer, name))
         return self.rows_written(layer, name)
 
@@ -256,15 +260,6 @@ class Lakehouse:
         if not self.exists(layer, name):
             return None
         return int(self._last_commit(layer, name)["version"])
-
-    def comment(self, layer: str, name: str, text: str) -> None:
-        """Set the table's comment (shown in Unity Catalog and ``DESCRIBE TABLE EXTENDED``), unless it has it: an
-        overwrite keeps the comment, so only the first write of the table pays a commit for it."""
-        table = self.ref(layer, name)
-        if self.spark.sql(f"DESCRIBE DETAIL {table}").first()["description"] == text:
-            return
-        escaped = text.replace("\\", "\\\\").replace("'", "\\'")
-        self.spark.sql(f"COMMENT ON TABLE {table} IS '{escaped}'")
 
     def rows_written(self, layer: str, name: str) -> int:
         """Output rows of the table's latest write, from the commit's metrics (no pass over the data)."""

@@ -17,18 +17,25 @@ log = logging.getLogger(__name__)
 _FIGURE = "decimal(38,2)"  # every figure, counts and profit totals alike, fits exactly
 
 
-def superseded_lines(bronze_orders_df: DataFrame) -> DataFrame:
-    """Bronze order lines that a later ingestion corrected (the rule of ``filter_current_versions``), counted on
-    two narrow columns rather than the full rows: one row, ``value``."""
+def order_lines(bronze_orders_df: DataFrame) -> DataFrame:
+    """Bronze order lines in all (``lines``) and those a later ingestion corrected (``superseded``, the rule of
+    ``filter_current_versions``), counted in one pass on two narrow columns rather than the full rows: one row."""
     row_id = F.trim(F.col("row_id")).try_cast("bigint")
-    per_version = bronze_orders_df.where(row_id.isNotNull()).groupBy(row_id.alias("id"), "_ingested_at").count()
+    per_version = bronze_orders_df.groupBy(row_id.alias("id"), "_ingested_at").count()
     latest = F.max("_ingested_at").over(Window.partitionBy("id"))
-    older = per_version.withColumn("_latest", latest).where(F.col("_ingested_at") < F.col("_latest"))
-    return older.agg(F.coalesce(F.sum("count"), F.lit(0)).alias("value"))
+    older = F.col("id").isNotNull() & (F.col("_ingested_at") < F.col("_latest"))
+    return per_version.withColumn("_latest", latest).agg(
+        F.coalesce(F.sum("count"), F.lit(0)).alias("lines"),
+        F.coalesce(F.sum(F.when(older, F.col("count"))), F.lit(0)).alias("superseded"),
+    )
 
 
-def _figure(name: str, df: DataFrame, value: Column) -> DataFrame:
-    return df.agg(F.coalesce(value, F.lit(0)).cast(_FIGURE).alias("value")).select(F.lit(name).alias("figure"), "value")
+def _figures(df: DataFrame, **values: Column) -> DataFrame:
+    """One aggregate of a table giving several figures, as rows of (figure, value)."""
+    aggregated = df.agg(*[F.coalesce(v, F.lit(0)).cast(_FIGURE).alias(k) for k, v in values.items()])
+    return aggregated.select(F.explode(F.map_from_arrays(
+        F.array(*[F.lit(k) for k in values]), F.array(*[F.col(k) for k in values])
+    )).alias("figure", "value"))  # fmt: skip
 
 
 def reconcile(lakehouse: Lakehouse) -> dict[str, object]:
@@ -48,21 +55,18 @@ def reconcile(lakehouse: Lakehouse) -> dict[str, object]:
         ReconciliationError: naming the check that broke and its figures.
     """
     read = lakehouse.read
-    quarantine = read("silver", "quarantine")
-    silver_orders = read("silver", "orders")
     count = F.count(F.lit(1))
-    parts = [
-        _figure("orders.bronze", read("bronze", "orders"), count),
-        superseded_lines(read("bronze", "orders")).select(F.lit("orders.superseded"), F.col("value").cast(_FIGURE)),
-        _figure("orders.silver", silver_orders, count),
-        _figure("customers.bronze", read("bronze", "customers"), count),
-        _figure("customers.silver", read("silver", "customers"), count),
-        _figure("products.bronze", read("bronze", "products"), count),
-        _figure("products.silver_source_rows", read("silver", "products"), F.sum("source_rows")),
-        _figure("profit.silver", silver_orders, F.sum("profit")),
-        _figure("profit.gold", read("gold", "profit"), F.sum("profit")),
-        *(_figure(f"{d}.quarantined", quarantine.where(F.col("dataset") == d), count)
-          for d in ("orders", "customers", "products")),
+    quarantined = {f"{d}.quarantined": F.count_if(F.col("dataset") == d) for d in ("orders", "customers", "products")}
+    parts = [  # one aggregate per table
+        _figures(order_lines(read("bronze", "orders")), **{"orders.bronze": F.first("lines"),
+                                                           "orders.superseded": F.first("superseded")}),
+        _figures(read("silver", "orders"), **{"orders.silver": count, "profit.silver": F.sum("profit")}),
+        _figures(read("silver", "quarantine"), **quarantined),
+        _figures(read("bronze", "customers"), **{"customers.bronze": count}),
+        _figures(read("silver", "customers"), **{"customers.silver": count}),
+        _figures(read("bronze", "products"), **{"products.bronze": count}),
+        _figures(read("silver", "products"), **{"products.silver_source_rows": F.sum("source_rows")}),
+        _figures(read("gold", "profit"), **{"profit.gold": F.sum("profit")}),
     ]  # fmt: skip
     union = parts[0]
     for part in parts[1:]:

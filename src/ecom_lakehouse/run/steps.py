@@ -17,6 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -91,10 +92,27 @@ def ingest_bronze(lakehouse: Lakehouse, input_path: str, run: PipelineRun) -> se
     found = sources.discover_sources(lakehouse.spark, input_path, lakehouse.config)
     size_shuffle_partitions(lakehouse.spark, [f for files in found.values() for f in files])
     ingested_at = datetime.now(UTC)
-    _ingest_orders(lakehouse, input_path, run, ingested_at, found["orders"])
-    for dataset in DIMENSIONS:
-        _ingest_snapshot(lakehouse, dataset, found[dataset], run, ingested_at)
+    concurrently(
+        lambda: _ingest_orders(lakehouse, input_path, run, ingested_at, found["orders"]),
+        *(lambda d=dataset: _ingest_snapshot(lakehouse, d, found[d], run, ingested_at) for dataset in DIMENSIONS),
+    )
     return set(run.changed)
+
+
+def concurrently(*work: Callable[[], object]) -> list[object]:
+    """Run independent steps at once and return their results in order; the first failure is raised once all ended.
+
+    Writes of different tables are independent; on a small input most of each one is waiting on the driver
+    (planning, the Delta commit, the log), which overlaps even on two cores.
+    """
+    if len(work) == 1:
+        return [work[0]()]
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        futures = [pool.submit(step) for step in work]
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+    return [future.result() for future in futures]
 
 
 def _ingest_orders(
@@ -192,9 +210,11 @@ def build_silver_dimensions(lakehouse: Lakehouse, run: PipelineRun) -> None:
         cached(checked_customers(lakehouse.read("bronze", "customers"))) as customers,
         cached(checked_products(lakehouse.read("bronze", "products"))) as products,
     ):
-        _write_silver(lakehouse, run, "customers", build_customers(customers), None)
-        _write_silver(lakehouse, run, "products", build_products(products), None)
-        _write_quarantine(lakehouse, run, {"customers": customers, "products": products})
+        concurrently(
+            lambda: _write_silver(lakehouse, run, "customers", build_customers(customers), None),
+            lambda: _write_silver(lakehouse, run, "products", build_products(products), None),
+            lambda: _write_quarantine(lakehouse, run, {"customers": customers, "products": products}),
+        )
 
 
 # Silver orders_enriched keeps its change data feed: gold is brought up to date from the rows that changed.
@@ -226,12 +246,15 @@ def build_silver_orders(lakehouse: Lakehouse, run: PipelineRun) -> None:
         same_columns = lakehouse.exists("silver", "orders") and lakehouse.read("silver", "orders").columns == list(
             silver_df.columns
         )
-        with run.table_step(lakehouse.config.table("silver", "orders")) as rows:
-            if same_columns and not run.full_refresh:
-                rows.append(sum(lakehouse.merge(silver_df, "silver", "orders", "row_id", "_row_hash").values()))
-            else:
-                rows.append(lakehouse.overwrite(silver_df, "silver", "orders", properties=CHANGE_FEED))
-        _write_quarantine(lakehouse, run, {"orders": checked})
+
+        def write_orders() -> None:
+            with run.table_step(lakehouse.config.table("silver", "orders")) as rows:
+                if same_columns and not run.full_refresh:
+                    rows.append(sum(lakehouse.merge(silver_df, "silver", "orders", "row_id", "_row_hash").values()))
+                else:
+                    rows.append(lakehouse.overwrite(silver_df, "silver", "orders", properties=CHANGE_FEED))
+
+        concurrently(write_orders, lambda: _write_quarantine(lakehouse, run, {"orders": checked}))
 
 
 def _update_silver_orders(lakehouse: Lakehouse, run: PipelineRun, customers: DataFrame, products: DataFrame) -> None:
@@ -251,16 +274,22 @@ def _update_silver_orders(lakehouse: Lakehouse, run: PipelineRun, customers: Dat
         )
         with cached(checked_orders(to_check, customers, products)) as checked:
             table = lakehouse.config.table("silver", "orders")
-            with run.table_step(table) as rows:
-                silver_df = build_orders_enriched(checked)
-                changes = lakehouse.merge_in_scope(silver_df, "silver", "orders", "row_id", "_row_hash", scope)
-                log.debug("%s: incremental merge %s", table, changes)
-                rows.append(sum(changes.values()))
-            with run.table_step(f"{lakehouse.config.table('silver', 'quarantine')}[orders]") as rows:
-                quarantined = checked.transform(filter_quarantined).transform(to_quarantine("orders"))
-                where = "t.dataset = 'orders'"
-                rows.append(sum(lakehouse.replace_in_scope(quarantined, "silver", "quarantine", "row_id", scope,
-                                                           where).values()))  # fmt: skip
+
+            def merge_orders() -> None:
+                with run.table_step(table) as rows:
+                    silver_df = build_orders_enriched(checked)
+                    changes = lakehouse.merge_in_scope(silver_df, "silver", "orders", "row_id", "_row_hash", scope)
+                    log.debug("%s: incremental merge %s", table, changes)
+                    rows.append(sum(changes.values()))
+
+            def merge_quarantine() -> None:
+                with run.table_step(f"{lakehouse.config.table('silver', 'quarantine')}[orders]") as rows:
+                    quarantined = checked.transform(filter_quarantined).transform(to_quarantine("orders"))
+                    where = "t.dataset = 'orders'"
+                    replaced = lakehouse.replace_in_scope(quarantined, "silver", "quarantine", "row_id", scope, where)
+                    rows.append(sum(replaced.values()))
+
+            concurrently(merge_orders, merge_quarantine)
 
 
 def build_gold(lakehouse: Lakehouse, run: PipelineRun) -> None:
@@ -287,8 +316,8 @@ def build_gold(lakehouse: Lakehouse, run: PipelineRun) -> None:
                 raise
             log.info("%s: silver has no change feed since version %s; rebuilding gold", table, base)
     with run.table_step(table) as rows:
-        rows.append(lakehouse.overwrite(gold.aggregate_profit(lakehouse.read("silver", "orders")), "gold", "profit"))
-    lakehouse.comment("gold", "profit", gold.TABLE_COMMENT)
+        profit_df = gold.aggregate_profit(lakehouse.read("silver", "orders"))
+        rows.append(lakehouse.overwrite(profit_df, "gold", "profit", comment=gold.TABLE_COMMENT))
 
 
 def _has_columns(lakehouse: Lakehouse, table: tuple[str, str], columns: list[str]) -> bool:

@@ -3,6 +3,7 @@ queries) and renders its results as a table, CSV or JSON."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -68,5 +69,8 @@ def run_report(spark: SparkSession, config: PipelineConfig) -> dict[str, Rows]:
     """
     _titled_queries()  # every report name has its cell
     run = run_notebook(spark, report_notebook(), _params(config))
-    results = {r.title: [row.asDict() for row in r.df.collect()] for r in run.results if r.title in REPORT_NAMES}
+    titled = [r for r in run.results if r.title in REPORT_NAMES]
+    with ThreadPoolExecutor(max_workers=len(titled) or 1) as pool:  # four small queries: their waits overlap
+        rows = list(pool.map(lambda r: [row.asDict() for row in r.df.collect()], titled))
+    results = {r.title: result for r, result in zip(titled, rows, strict=True)}
     return {name: results[name] for name in REPORT_NAMES}
