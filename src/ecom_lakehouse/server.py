@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -233,6 +234,12 @@ def _start_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _settings(*, with_s3: bool) -> dict[str, str]:
+    """The JVM's settings and this module's own version: a server running other code is replaced too."""
+    host = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return {**local_spark.jvm_settings(with_s3=with_s3), "host": host}
+
+
 def ensure_server(*, with_s3: bool = False) -> tuple[ServerState, bool]:
     """The running server that fits this command, started (or replaced) when there is none.
 
@@ -242,7 +249,7 @@ def ensure_server(*, with_s3: bool = False) -> tuple[ServerState, bool]:
     Raises:
         ServerError: it did not start; the message ends with its log's last lines.
     """
-    wanted = local_spark.jvm_settings(with_s3=with_s3)
+    wanted = _settings(with_s3=with_s3)
     with _start_lock():
         state = running()
         if state is not None and compatible(state, wanted):
@@ -384,11 +391,14 @@ def _connect_service(spark: object) -> object:
     )
 
 
-def _activity(service: object) -> tuple[bool, float, int, list[str]]:
-    """(busy, last activity in epoch seconds, client sessions, their lakehouse folders) from Spark Connect itself."""
+def _activity(service: object) -> tuple[bool, str, float, int, list[str]]:
+    """From Spark Connect itself: (executions running, a marker that changes whenever an execution ends, the newest
+    session access in epoch seconds, client sessions, their lakehouse folders)."""
     executions = service.listActiveExecutions()  # type: ignore[attr-defined]
-    busy = not executions.isLeft()
-    last = float(executions.left().get()) / 1000 if not busy else time.time()
+    # Left(a monotonic clock reading of the last execution's end) when none runs, else Right(the running ones).
+    busy = executions.isRight() and executions.right().get().size() > 0
+    marker = str(executions.left().get()) if executions.isLeft() else ""
+    last = 0.0
     manager = service.sessionManager()  # type: ignore[attr-defined]
     infos = manager.listActiveSessions()
     roots = set()
@@ -400,7 +410,7 @@ def _activity(service: object) -> tuple[bool, float, int, list[str]]:
             root = holder.get().session().conf().get("ecom.lakehouse.root", "")
             if root:
                 roots.add(str(root))
-    return busy, last, int(infos.size()), sorted(roots)
+    return busy, marker, last, int(infos.size()), sorted(roots)
 
 
 def serve(*, nonce: str, idle_seconds: float, with_s3: bool) -> int:
@@ -426,7 +436,7 @@ def serve(*, nonce: str, idle_seconds: float, with_s3: bool) -> int:
     service = _connect_service(spark)
     state = ServerState(
         pid=os.getpid(), java_pid=java_pid, port=port, spark_version=spark.version, package_version=_package_version(),
-        settings=local_spark.jvm_settings(with_s3=with_s3), started_at=time.time(), idle_timeout=idle_seconds,
+        settings=_settings(with_s3=with_s3), started_at=time.time(), idle_timeout=idle_seconds,
         log=str(_files()["log"]), nonce=nonce,
     )  # fmt: skip
     _write_json(_files()["state"], asdict(state))
@@ -434,13 +444,17 @@ def serve(*, nonce: str, idle_seconds: float, with_s3: bool) -> int:
     runtime = spark._jvm.java.lang.Runtime.getRuntime()  # type: ignore[attr-defined]
     last_status = 0.0
     reason = ""
+    active_at, seen_marker = time.time(), None  # the last time a client did anything
     while not stop:
         time.sleep(_POLL_SECONDS)
         try:
-            busy, last, sessions, roots = _activity(service)
+            busy, marker, accessed, sessions, roots = _activity(service)
             heap = int(runtime.totalMemory() - runtime.freeMemory())
-        except Py4JError:
-            code = jvm_process.poll() if jvm_process is not None else None
+        except (Py4JError, OSError):  # the JVM is gone: py4j's socket is reset or refused
+            code = None
+            if jvm_process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = jvm_process.wait(timeout=10)  # just dead: not reaped yet
             why = _OUT_OF_MEMORY_CODES.get(code or 0)
             reason = (
                 f"its JVM ran out of memory (exit code {code}, {why}): give it more with ECOM_DRIVER_MEMORY "
@@ -453,7 +467,10 @@ def serve(*, nonce: str, idle_seconds: float, with_s3: bool) -> int:
         if current is None or current.pid != state.pid:  # its home was removed, or another server took its place
             reason = f"its state file {_files()['state']} is gone or names another server"
             break
-        idle = 0.0 if busy else max(0.0, time.time() - max(last, state.started_at))
+        if busy or marker != seen_marker:
+            active_at, seen_marker = time.time(), marker
+        active_at = max(active_at, accessed)
+        idle = max(0.0, time.time() - active_at)
         if time.monotonic() - last_status > 5:
             live = {"pid": state.pid, "idle_seconds": round(idle, 1), "sessions": sessions, "lakehouses": roots,
                     "heap_used_bytes": heap, "at": time.time()}  # fmt: skip

@@ -58,8 +58,10 @@ def _bronze_lines(lakehouse):
 
 def test_orders_arrive_through_the_stream_and_its_checkpoint(lakehouse, raw):
     run = run_pipeline(lakehouse, str(raw))
-    assert run.checkpoint == str(lakehouse.root / "_checkpoints" / "orders_files" / "initial")
-    offsets = sorted(p.name for p in (lakehouse.root / "_checkpoints/orders_files/initial/offsets").glob("[0-9]*"))
+    assert run.checkpoint == str(lakehouse.root / "_checkpoints" / "ecom_bronze.orders_files" / "initial")
+    offsets = sorted(
+        p.name for p in (lakehouse.root / "_checkpoints/ecom_bronze.orders_files/initial/offsets").glob("[0-9]*")
+    )
     assert offsets == ["0"]  # the stream committed one batch
     assert _log(lakehouse) == [("orders/ingest_date=2026-12-01/Orders.json", "arrived", "")]
     assert _bronze_lines(lakehouse) == [(1, "orders/ingest_date=2026-12-01/Orders.json"),
@@ -137,7 +139,7 @@ def test_full_refresh_starts_the_stream_over_with_a_new_checkpoint(lakehouse, ra
     first = run_pipeline(lakehouse, str(raw))
     refresh = run_pipeline(lakehouse, str(raw), full_refresh=True)
     assert refresh.checkpoint == first.checkpoint.replace("/initial", f"/{refresh.run_id}")
-    assert (lakehouse.root / "_checkpoints" / "orders_files" / refresh.run_id / "offsets" / "0").is_file()
+    assert (lakehouse.root / "_checkpoints" / "ecom_bronze.orders_files" / refresh.run_id / "offsets" / "0").is_file()
     assert len(_bronze_lines(lakehouse)) == 2 and _log(lakehouse) == [
         ("orders/ingest_date=2026-12-01/Orders.json", "arrived", "")
     ]

@@ -110,7 +110,7 @@ def test_the_profit_flagged_lines_carry_is_reported_per_year_and_listed_by_ecom_
 
 def test_read_only_commands_write_nothing(cli_run):
     assert cli_run["files_after"] == cli_run["files_before"]
-    assert "orders        6" in cli_run["read_only"][3].stdout  # a silver table by its name, from a new process
+    assert ["orders", "6"] in [line.split() for line in cli_run["read_only"][3].stdout.splitlines()]  # silver, by name
     assert "n\n" in cli_run["read_only"][1].stdout and "238" in cli_run["read_only"][1].stdout
     assert "succeeded" in cli_run["read_only"][2].stdout
 

@@ -58,7 +58,8 @@ def test_a_run_whose_server_is_killed_fails_fast_and_the_next_run_completes(spar
     run.wait(timeout=120)
     assert run.returncode == 1, "".join(seen) + rest
     assert time.monotonic() - killed_at < 60  # reported, not retried for minutes
-    assert "local Spark server" in rest and "ended" in rest, rest
+    assert "ecom: error: lost the Spark server (UNAVAILABLE): the local Spark server" in rest, rest
+    assert "died" in rest and "Traceback" not in rest
     code, after = _status(env, tmp_path)
     assert code == 3 and "died" in after["last_exit"]["reason"]
 

@@ -53,10 +53,12 @@ def test_upload_then_run_from_s3_gives_the_local_report(endpoint, tmp_path, expe
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="raw-sales")["Contents"])
     assert any(k.startswith("raw/orders/ingest_date=") and k.endswith("/orders_export.json") for k in keys), keys
 
-    run = subprocess.run([*cli, "run", "--input", "s3://raw-sales/raw/", "--lakehouse", "lh", "--format", "json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    try:
+        run = subprocess.run([*cli, "run", "--input", "s3://raw-sales/raw/", "--lakehouse", "lh", "--format", "json"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    finally:
+        stop = subprocess.run([*cli, "server", "stop"], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    stop = subprocess.run([*cli, "server", "stop"], env=env, capture_output=True, text=True, timeout=120)
     assert stop.returncode == 0, stop.stderr
     report = json.loads(run.stdout)
     by_year = {r["year"]: Decimal(str(r["profit"])) for r in report["profit_by_year"]}

@@ -60,9 +60,10 @@ def upload_date(path: str) -> str | None:
     return match.group(1) if match else None
 
 
-def checkpoint(location: str, generation: str) -> str:
-    """The stream's checkpoint folder: one per generation, a new generation on every full refresh."""
-    return f"{location.rstrip('/')}/orders_files/{generation}"
+def checkpoint(lakehouse: Lakehouse, location: str, generation: str) -> str:
+    """The stream's checkpoint folder: one per arrival log (its table name: two sets of schemas may share a location)
+    and generation (a new one on every full refresh)."""
+    return f"{location.rstrip('/')}/{lakehouse.config.schemas['bronze']}.orders_files/{generation}"
 
 
 def default_location(lakehouse: Lakehouse) -> str | None:

@@ -111,10 +111,10 @@ class Lakehouse:
         return f"delta.`{location}`" if location is not None else self.config.table(layer, name)
 
     def exists(self, layer: str, name: str) -> bool:
-        """True when the table exists (locally: its Delta log does)."""
+        """True when the table exists (locally: its Delta log holds a commit)."""
         location = self.location(layer, name)
-        if location is not None:
-            return (Path(location) / "_delta_log").is_dir()
+        if location is not None:  # a commit, not just the folder a write killed before its first commit left
+            return any(Path(location, "_delta_log").glob("*.json"))
         return self.spark.catalog.tableExists(self.config.table(layer, name))
 
     def overwrite(

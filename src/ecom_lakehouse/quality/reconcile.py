@@ -32,10 +32,10 @@ def order_lines(bronze_orders_df: DataFrame) -> DataFrame:
 
 def _figures(df: DataFrame, **values: Column) -> DataFrame:
     """One aggregate of a table giving several figures, as rows of (figure, value)."""
-    aggregated = df.agg(*[F.coalesce(v, F.lit(0)).cast(_FIGURE).alias(k) for k, v in values.items()])
-    return aggregated.select(F.explode(F.map_from_arrays(
-        F.array(*[F.lit(k) for k in values]), F.array(*[F.col(k) for k in values])
-    )).alias("figure", "value"))  # fmt: skip
+    names = list(values)
+    aggregated = df.agg(*[F.coalesce(values[k], F.lit(0)).cast(_FIGURE).alias(f"_{i}") for i, k in enumerate(names)])
+    pairs = F.map_from_arrays(F.array(*map(F.lit, names)), F.array(*[F.col(f"_{i}") for i in range(len(names))]))
+    return aggregated.select(F.explode(pairs).alias("figure", "value"))
 
 
 def reconcile(lakehouse: Lakehouse) -> dict[str, object]:

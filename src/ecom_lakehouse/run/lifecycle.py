@@ -151,7 +151,7 @@ def start_run(
         run.base_versions = dict(previous.get("versions") or previous.get("base_versions") or {})
     generation = run.run_id if full_refresh else ((previous or {}).get("checkpoint") or "/initial").rsplit("/", 1)[-1]
     location = (checkpoint_location or "").strip() or arrivals.default_location(lakehouse)
-    run.checkpoint = arrivals.checkpoint(location, generation) if location else None
+    run.checkpoint = arrivals.checkpoint(lakehouse, location, generation) if location else None
     run.record(history.RUNNING)
     return run
 

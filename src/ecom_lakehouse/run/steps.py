@@ -124,7 +124,7 @@ def _ingest_orders(
     if empty := [f for f, size in local.items() if size == 0]:  # Spark's file sources list no empty file
         raise SourceError(f"{empty[0]}: empty file, no order records")
     first_stream = not lakehouse.exists("bronze", "files")
-    checkpoint = run.checkpoint or arrivals.checkpoint(arrivals.default_location(lakehouse) or "", "initial")
+    checkpoint = run.checkpoint or arrivals.checkpoint(lakehouse, arrivals.default_location(lakehouse) or "", "initial")
     if run.full_refresh:
         arrivals.reset_log(lakehouse)
     pattern = lakehouse.config.sources["orders"].pattern.pattern

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -267,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     started = time.time()
+    # pyspark warns once its retries to a server are spent; the error that follows says it better
+    warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")
     with terminal(quiet=args.quiet):
         try:
             return int(args.func(args) or 0)
@@ -274,16 +278,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ecom: error: {exc}", file=sys.stderr)
             return 2
         except Exception as exc:  # one line for the user; the traceback with -v would be noise for expected failures
+            hint = _server_failure_hint(exc, started)
+            if hint is not None:
+                print(f"ecom: error: lost the Spark server ({_grpc_status(exc)}): {hint}", file=sys.stderr)
+                return 1
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             print(f"ecom: error: {exc.__class__.__name__}: {first_line}", file=sys.stderr)
-            if (hint := _server_failure_hint(exc, started)) is not None:
-                print(f"ecom: {hint}", file=sys.stderr)
             return 1
         finally:
             if "pyspark" in sys.modules:
                 from ecom_lakehouse.spark import stop_sessions
 
                 stop_sessions()
+
+
+def _grpc_status(exc: Exception) -> str:
+    """``UNAVAILABLE`` from a gRPC error's text (its repr names the status code), else the exception's class."""
+    found = re.search(r"StatusCode\.([A-Z_]+)", str(exc))
+    return found.group(1) if found else exc.__class__.__name__
 
 
 def _server_failure_hint(exc: Exception, since: float) -> str | None:

@@ -15,7 +15,15 @@ from typing import Any
 
 STATUS = "ecom_status"  # the ``extra`` key of a record that only updates the live status line
 # Libraries that log what ecom reports itself (its one-line errors) or what nobody acts on.
-_QUIET_LOGGERS = ("py4j", "botocore", "urllib3", "s3transfer", "pyspark", "SQLQueryContextLogger")
+_QUIET_LOGGERS = (
+    "py4j",
+    "botocore",
+    "urllib3",
+    "s3transfer",
+    "pyspark",
+    "SQLQueryContextLogger",
+    "DataFrameQueryContextLogger",
+)
 
 
 class _PlainFormatter(logging.Formatter):
