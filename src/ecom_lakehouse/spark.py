@@ -9,6 +9,8 @@ Where the session comes from, in order:
 - **connect** (``ECOM_SPARK_MODE``, the default): a client of the warm local server (:mod:`ecom_lakehouse.server`),
   started when none runs. The API of Databricks serverless and standard access mode: no ``sparkContext``, no JVM.
 - **classic** (``ECOM_SPARK_MODE=classic``): a local JVM in this process, the full PySpark API of a dedicated cluster.
+- **databricks** (``ECOM_SPARK_MODE=databricks``): a workspace's serverless or cluster compute through Databricks
+  Connect, with its Unity Catalog tables.
 
 Callers never ask which: commands, notebooks and tests take the session this returns. :func:`describe` says where it
 came from, for the progress line.
@@ -31,8 +33,10 @@ log = logging.getLogger(__name__)
 MODE_ENV = "ECOM_SPARK_MODE"
 CLASSIC, CONNECT = "classic", "connect"
 REMOTE_ENV = "SPARK_REMOTE"
+DATABRICKS = "databricks"
 _sessions: dict[str, SparkSession] = {}
 _origins: dict[int, str] = {}
+_elsewhere: set[int] = set()  # sessions whose compute is another machine: it sees its files, not this one's
 
 
 def on_databricks() -> bool:
@@ -41,12 +45,20 @@ def on_databricks() -> bool:
 
 
 def spark_mode() -> str:
-    """The local session mode asked for by ``ECOM_SPARK_MODE``: ``connect`` (default, the warm server) or
-    ``classic`` (a JVM in this process)."""
+    """The session mode asked for by ``ECOM_SPARK_MODE``: ``connect`` (default, the warm local server), ``classic``
+    (a JVM in this process) or ``databricks`` (a workspace's compute through Databricks Connect)."""
     mode = os.environ.get(MODE_ENV, CONNECT).strip().lower() or CONNECT
-    if mode not in (CLASSIC, CONNECT):
-        raise ValueError(f"{MODE_ENV}={mode!r}: expected {CONNECT!r} (the warm local server) or {CLASSIC!r}")
+    if mode not in (CLASSIC, CONNECT, DATABRICKS):
+        raise ValueError(
+            f"{MODE_ENV}={mode!r}: expected {CONNECT!r} (the warm local server), {CLASSIC!r} or {DATABRICKS!r}"
+        )
     return mode
+
+
+def sees_local_files(spark: SparkSession) -> bool:
+    """The session's compute reads this machine's files (a local JVM, the local server, a Databricks runtime with its
+    own /Volumes), rather than only its own (another Spark Connect endpoint, Databricks Connect)."""
+    return id(spark) not in _elsewhere
 
 
 def remote_url(remote: str | None = None) -> str | None:
@@ -90,6 +102,9 @@ def get_spark(
         return _sessions[key]
     if url:
         session = connect_client(url, origin=f"connect, {url}")
+        _elsewhere.add(id(session))
+    elif spark_mode() == DATABRICKS:
+        session = _databricks_connect_session()
     elif spark_mode() == CLASSIC:
         session = _classic_session(app_name, with_s3=with_s3, jvm_log=jvm_log)
     else:
@@ -106,6 +121,7 @@ def stop_sessions() -> None:
     for key in list(_sessions):
         session = _sessions.pop(key)
         _origins.pop(id(session), None)
+        _elsewhere.discard(id(session))
         try:
             session.stop()
         except Exception as exc:  # the server may be gone already
@@ -120,6 +136,23 @@ def _classic_session(app_name: str, *, with_s3: bool, jvm_log: Path | None) -> S
     with _output_to(jvm_log):
         session = start_local_spark(app_name, with_s3=with_s3)
     _origins[id(session)] = CLASSIC
+    return session
+
+
+def _databricks_connect_session() -> SparkSession:
+    """A workspace's compute from this machine through Databricks Connect (``databricks-connect`` installed instead of
+    pyspark; workspace, cluster or serverless from the standard Databricks configuration)."""
+    try:
+        from databricks.connect import DatabricksSession
+    except ImportError as exc:
+        raise RuntimeError(
+            f"{MODE_ENV}=databricks needs Databricks Connect: in an environment of its own, "
+            "`pip install 'databricks-connect==18.*' ecom-lakehouse` (it replaces pyspark, so not beside the local "
+            "extra); see README, 'Databricks Connect'"
+        ) from exc
+    session = DatabricksSession.builder.getOrCreate()
+    _origins[id(session)] = "databricks connect"
+    _elsewhere.add(id(session))
     return session
 
 

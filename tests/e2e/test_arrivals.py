@@ -1,7 +1,8 @@
 """Orders reach bronze through the stream (Spark's file source locally, Auto Loader on Databricks) with a checkpoint,
 and keep every guarantee the file ledger gave: each file exactly once when a run dies midway, a re-upload of the same
 content not twice, a run with nothing new unchanged, a full refresh starting over with a new checkpoint, and a
-lakehouse built before the stream upgraded without re-ingesting what it holds. Runs again in classic mode."""
+lakehouse built before the stream upgraded without re-ingesting what it holds. The stream and the exactly-once
+recovery run again in classic mode (an in-process JVM: the stream's Python side differs)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from ecom_lakehouse.run import lifecycle
 from ecom_lakehouse.run.history import latest_run
 from ecom_lakehouse.run.lifecycle import run_pipeline
 from tests.helpers import customer, order, product, write_customers, write_orders_array, write_products
-
-pytestmark = pytest.mark.classic
 
 
 @pytest.fixture
@@ -56,6 +55,7 @@ def _bronze_lines(lakehouse):
     )
 
 
+@pytest.mark.classic
 def test_orders_arrive_through_the_stream_and_its_checkpoint(lakehouse, raw):
     run = run_pipeline(lakehouse, str(raw))
     assert run.checkpoint == str(lakehouse.root / "_checkpoints" / "ecom_bronze.orders_files" / "initial")
@@ -104,6 +104,7 @@ def test_a_newer_upload_supersedes_and_an_older_one_arriving_late_is_skipped(lak
             "superseded: bronze holds the newer upload of ingest_date=2026-12-03") in _log(lakehouse)  # fmt: skip
 
 
+@pytest.mark.classic
 def test_a_file_is_ingested_once_when_the_run_dies_after_the_stream(lakehouse, raw, monkeypatch):
     def die(*args, **kwargs):
         raise RuntimeError("killed after the stream committed, before bronze")

@@ -206,3 +206,20 @@ def test_gold_table_and_columns_carry_comments(spark, cli_run):
     comments = {r.col_name: r.comment for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
     assert comments["profit"].startswith("Sum of the order lines' profit")
     assert all(comments[c] for c in ("year", "category", "sub_category", "customer_id", "customer_name"))
+
+
+@pytest.mark.classic
+def test_classic_mode_runs_and_reports_in_processes_of_their_own(tmp_path, expected_report):
+    """The dedicated-cluster API end to end: `ecom run` and `ecom report`, each its own JVM (the classic pass only)."""
+    from ecom_lakehouse.spark import CLASSIC, spark_mode
+
+    if spark_mode() != CLASSIC:
+        pytest.skip("runs in the classic pass (ECOM_SPARK_MODE=classic pytest -m classic)")
+    run = _cli("run", "--lakehouse", "lh", "--format", "json", cwd=tmp_path, quiet=False)
+    assert run.returncode == 0, run.stderr
+    assert "(classic) ready in" in run.stderr and (tmp_path / "lh" / "_logs" / "spark.log").is_file()
+    report = _cli("report", "--lakehouse", "lh", "--format", "json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == json.loads(run.stdout)
+    by_year = {r["year"]: _decimal(r["profit"]) for r in json.loads(report.stdout)["profit_by_year"]}
+    assert by_year == expected_report["by_year"]

@@ -26,6 +26,7 @@ from pyspark.sql import types as T
 from ecom_lakehouse.config import PipelineConfig
 from ecom_lakehouse.errors import SourceError
 from ecom_lakehouse.fields import CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
+from ecom_lakehouse.spark import sees_local_files
 
 if TYPE_CHECKING:
     import fastexcel
@@ -44,6 +45,12 @@ _INGEST_DATE = re.compile(r"/ingest_date=(\d{4}-\d{2}-\d{2})/")
 def is_remote(path: str) -> bool:
     """True for URIs (s3://, dbfs:/, ...) that must be listed and read through Spark/Hadoop."""
     return bool(_REMOTE.match(path)) and not path.startswith("file:")
+
+
+def through_spark(spark: SparkSession, path: str) -> bool:
+    """The file is listed and read by Spark rather than by this process: a URI, or any path when the compute is
+    another machine (a Spark Connect endpoint, Databricks Connect) that sees its files, not ours."""
+    return is_remote(path) or not sees_local_files(spark)
 
 
 def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfig) -> dict[str, list[str]]:
@@ -65,9 +72,11 @@ def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfi
     files = _list_files(spark, input_path)
     found: dict[str, list[str]] = {dataset: [] for dataset in config.sources}
     unrecognised = []
-    base = input_path.rstrip("/") if is_remote(input_path) else str(Path(input_path.removeprefix("file:")).resolve())
+    remote = through_spark(spark, input_path)
+    base = _REMOTE.sub("", input_path.rstrip("/")) if remote else str(Path(input_path.removeprefix("file:")).resolve())
     for path in files:
-        relative = path[len(base) :] if path.startswith(base) else path.rsplit("/", 1)[-1]
+        key = _REMOTE.sub("", path)
+        relative = key[len(base) :] if key.startswith(base) else path.rsplit("/", 1)[-1]
         name = path.rstrip("/").rsplit("/", 1)[-1]
         if any(part.startswith((".", "_")) for part in relative.split("/") if part):
             continue  # hidden files, _manifests/, _SUCCESS, ...
@@ -98,7 +107,7 @@ def newest_partition(paths: list[str]) -> list[str]:
 
 
 def _list_files(spark: SparkSession, input_path: str) -> list[str]:
-    if not is_remote(input_path):
+    if not through_spark(spark, input_path):
         root = Path(input_path.removeprefix("file:"))
         if root.is_file():
             return [str(root.resolve())]
@@ -138,7 +147,7 @@ def _string_schema(fields: Iterable[str], *, corrupt: bool = False) -> T.StructT
 
 
 def _head_text(spark: SparkSession, path: str, size: int = 1 << 20) -> str:
-    if is_remote(path):
+    if through_spark(spark, path):
         return "\n".join(row[0] for row in spark.read.text(path).limit(50).collect())
     with open(_local(path), "rb") as handle:
         return handle.read(size).decode("utf-8", errors="replace")
@@ -204,7 +213,7 @@ def read_orders(spark: SparkSession, files: list[str]) -> DataFrame:
     arrays, lines, extra = [], [], []
     for path in files:
         is_array, first = _first_record(path, _head_text(spark, path))
-        if is_array:
+        if is_array and not through_spark(spark, path):
             _validate_array(path)
         if first is not None:
             missing = [f for f in ORDER_FIELDS if f not in first]
@@ -285,7 +294,7 @@ def read_products(spark: SparkSession, files: list[str]) -> DataFrame:
 
 
 def _csv_header(spark: SparkSession, path: str, required: tuple[str, ...]) -> list[str]:
-    text = _head_text(spark, path) if is_remote(path) else _validated_csv_text(path)
+    text = _head_text(spark, path) if through_spark(spark, path) else _validated_csv_text(path)
     rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [c.strip() for c in next(rows, [])]
     if not header or header == [""]:
@@ -403,7 +412,7 @@ def _arrow_table(sheets: list[_Sheet], schema: T.StructType) -> pa.Table:
 def _read_workbook(spark: SparkSession, path: str) -> _Sheet:
     import fastexcel
 
-    if is_remote(path):
+    if through_spark(spark, path):
         content = spark.read.format("binaryFile").load(path).select("content").first()[0]
         source: bytes | str = bytes(content)
     else:
@@ -563,7 +572,7 @@ def file_fingerprints(spark: SparkSession, files: list[str]) -> dict[str, str]:
     """
     prints = {}
     for path in files:
-        if is_remote(path):
+        if through_spark(spark, path):
             row = spark.read.format("binaryFile").load(path).select(F.sha2("content", 256)).first()
             prints[file_uri(path)] = row[0]
         else:

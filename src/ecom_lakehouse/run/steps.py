@@ -56,7 +56,11 @@ BYTES_PER_SHUFFLE_PARTITION = 96 * 1024 * 1024
 def size_shuffle_partitions(spark: SparkSession, files: list[str]) -> int | None:
     """Locally, set ``spark.sql.shuffle.partitions`` from the input size (4 to 256; ``ECOM_SHUFFLE_PARTITIONS``
     wins). On Databricks the cluster's settings and adaptive execution decide. Returns the value set, if any."""
-    if on_databricks() or os.environ.get("ECOM_SHUFFLE_PARTITIONS") or any(sources.is_remote(f) for f in files):
+    if (
+        on_databricks()
+        or os.environ.get("ECOM_SHUFFLE_PARTITIONS")
+        or any(sources.through_spark(spark, f) for f in files)
+    ):
         return None
     total = sum(os.path.getsize(f) for f in files)
     partitions = min(256, max(4, math.ceil(total / BYTES_PER_SHUFFLE_PARTITION)))
@@ -120,7 +124,7 @@ def _ingest_orders(
 ) -> None:
     """The order files the stream finds and bronze does not hold yet, appended in one commit (see io.arrivals)."""
     table = lakehouse.config.table("bronze", "orders")
-    local = {f: os.path.getsize(f) for f in listed if not sources.is_remote(f)}
+    local = {f: os.path.getsize(f) for f in listed if not sources.through_spark(lakehouse.spark, f)}
     if empty := [f for f, size in local.items() if size == 0]:  # Spark's file sources list no empty file
         raise SourceError(f"{empty[0]}: empty file, no order records")
     first_stream = not lakehouse.exists("bronze", "files")

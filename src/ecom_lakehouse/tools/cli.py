@@ -31,24 +31,30 @@ JVM_LOG = Path("_logs") / "spark.log"  # under the lakehouse: what the local JVM
 def _open_lakehouse(args: argparse.Namespace, *, with_s3: bool = False, create: bool = False) -> Lakehouse:
     """The lakehouse the command works on, with its Spark session; nothing is written (read-only commands use this).
 
-    Locally: the folder ``--lakehouse``. With ``--remote`` (or ``SPARK_REMOTE``): the endpoint's own catalog.
+    Locally: the folder ``--lakehouse``. On a Spark Connect endpoint (``--remote``, ``SPARK_REMOTE``) or through
+    Databricks Connect (``ECOM_SPARK_MODE=databricks``): that compute's catalog (``--catalog``), managed tables.
     """
     from ecom_lakehouse.config import load_config
     from ecom_lakehouse.io.tables import Lakehouse
-    from ecom_lakehouse.spark import describe, get_spark, remote_url, spark_mode
+    from ecom_lakehouse.spark import DATABRICKS, describe, get_spark, remote_url, spark_mode
 
     started = time.perf_counter()
     remote = remote_url(getattr(args, "remote", None))
-    root = None if remote else Path(args.lakehouse).resolve()
+    elsewhere = remote or (DATABRICKS if spark_mode() == DATABRICKS else None)
+    catalog = getattr(args, "catalog", None)
+    if catalog and not elsewhere:
+        raise EcomError("--catalog names a catalog of a remote compute; a local lakehouse's catalog is spark_catalog")
+    root = None if elsewhere else Path(args.lakehouse).resolve()
     if root is not None and not create and not root.is_dir():
         raise EcomError(f"{root}: no lakehouse here; run `ecom run` first or pass --lakehouse DIR")
     jvm_log = root / JVM_LOG if root is not None and spark_mode() == "classic" else None
     spark = get_spark(with_s3=with_s3, jvm_log=jvm_log, remote=remote)
     where = f"its own output: {jvm_log}" if jvm_log else _server_log_note(remote)
     log.info("spark %s ready in %.1f s (%s)", describe(spark), time.perf_counter() - started, where)
-    if remote:
-        log.info("tables: the managed tables of %s's catalog (--lakehouse is not used)", remote)
-    return Lakehouse.open(spark, load_config(), root)
+    config = load_config().with_overrides(catalog=catalog)
+    if elsewhere:
+        log.info("tables: the managed tables of %s's catalog %s (--lakehouse is not used)", elsewhere, config.catalog)
+    return Lakehouse.open(spark, config, root)
 
 
 def _server_log_note(remote: str | None) -> str:
@@ -192,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="run on this Spark Connect endpoint (default: $SPARK_REMOTE, else the warm local server); "
             "its own catalog holds the tables",
         )  # fmt: skip
+        p.add_argument("--catalog", help="with --remote or Databricks Connect: the catalog of the tables")
 
     formats = ["table", "csv", "json", *RENDERED_FILES]
     all_help = "table: every row of the customer reports (default: their top and bottom 10 by profit)"
