@@ -310,6 +310,9 @@ def test_upload_keys_checksums_manifest_then_rerun_skips_and_change_reuploads(
     assert code == 0, err
     assert err == ""
     assert "3 uploaded, 0 skipped-unchanged, 0 failed" in out
+    # where the raw volume must point for the job to read these files (databricks.yml's raw volume variables)
+    prefix = next(key for key in _keys(s3, bucket) if "/_manifests/" in key).split("_manifests/")[0]
+    assert (f"--var raw_volume_type=EXTERNAL --var raw_storage_location=s3://{bucket}/{prefix})") in out
 
     expected = {
         "orders": "Orders.json",

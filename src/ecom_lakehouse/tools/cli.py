@@ -52,9 +52,23 @@ def _open_lakehouse(args: argparse.Namespace, *, with_s3: bool = False, create: 
     where = f"its own output: {jvm_log}" if jvm_log else _server_log_note(remote)
     log.info("spark %s ready in %.1f s (%s)", describe(spark), time.perf_counter() - started, where)
     config = load_config().with_overrides(catalog=catalog)
+    if root is not None and not create:
+        from ecom_lakehouse.run.steps import SMALL_DATA_BYTES, size_for_data
+
+        size_for_data(spark, _folder_bytes(root, SMALL_DATA_BYTES))
     if elsewhere:
         log.info("tables: the managed tables of %s's catalog %s (--lakehouse is not used)", elsewhere, config.catalog)
     return Lakehouse.open(spark, config, root)
+
+
+def _folder_bytes(root: Path, enough: int) -> int:
+    """The bytes under ``root``, counted until ``enough`` (a big lakehouse is not walked to its end)."""
+    total = 0
+    for folder, _, names in os.walk(root):
+        total += sum(os.path.getsize(os.path.join(folder, n)) for n in names)
+        if total >= enough:
+            break
+    return total
 
 
 def _server_log_note(remote: str | None) -> str:

@@ -181,7 +181,17 @@ def run_upload(args: argparse.Namespace) -> int:
         return _error(
             err, f"{len(failed)} of {len(report.files)} files failed, no manifest written: {details}", EXIT_FAILED
         )
+    print(volume_hint(options.bucket, report.prefix), file=out)
     return EXIT_OK
+
+
+def volume_hint(bucket: str, prefix: str) -> str:
+    """The Unity Catalog raw volume over what was uploaded: the bundle variables that declare it (databricks.yml)."""
+    location = f"s3://{bucket}/{prefix}"
+    return (
+        f"raw volume: an EXTERNAL volume over {location} serves these files to the job (deploy with "
+        f"--var raw_volume_type=EXTERNAL --var raw_storage_location={location})"
+    )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "upload_raw.py") -> int:
