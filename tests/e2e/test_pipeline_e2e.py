@@ -178,10 +178,13 @@ def test_dashboard_queries_run_against_gold(spark, cli_run):
     Lakehouse.open(spark, config, cli_run["dir"] / "lh")
     create_report_views(spark, config)
     spark.sql(f"USE {config.schema('gold')}")
-    queries = dashboard_queries(REPO_ROOT / "src" / "dashboards" / "ecom_profit.lvdash.json")
-    assert queries
-    for name, sql in queries.items():
-        assert spark.sql(sql).count() > 0, name
+    try:
+        queries = dashboard_queries(REPO_ROOT / "src" / "dashboards" / "ecom_profit.lvdash.json")
+        assert queries
+        for name, sql in queries.items():
+            assert spark.sql(sql).count() > 0, name
+    finally:
+        spark.sql("USE spark_catalog.default")  # the session is the suite's: leave no current schema behind
 
 
 def test_report_on_a_missing_lakehouse_is_one_clear_error(tmp_path):
