@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -43,7 +44,9 @@ def _decimal(value: object) -> Decimal:
 def cli_run(tmp_path_factory) -> dict[str, object]:
     """`ecom run` on the sample, then `ecom report --format json` in a new process."""
     workdir = tmp_path_factory.mktemp("cli")
-    run = _cli("run", "--lakehouse", "lh", cwd=workdir, quiet=False)
+    shutil.copytree(SAMPLE_DIR, workdir / "export")
+    # paths relative to the command's directory, which is not the server's: the command hands the server absolute ones
+    run = _cli("run", "--input", "export", "--lakehouse", "lh", cwd=workdir, quiet=False)
     assert run.returncode == 0, run.stderr
     before = _files(workdir / "lh")
     report = _cli("report", "--lakehouse", "lh", "--format", "json", cwd=workdir)

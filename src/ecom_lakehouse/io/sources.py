@@ -53,6 +53,18 @@ def through_spark(spark: SparkSession, path: str) -> bool:
     return is_remote(path) or not sees_local_files(spark)
 
 
+def shared_path(spark: SparkSession, path: str) -> str:
+    """``path`` as the compute must see it: a relative local path made absolute from this process's directory.
+
+    The local server is another process with its own working directory, so a relative ``--input`` handed to it (the
+    orders stream, anything Spark lists) would name another folder. URIs, absolute paths and paths read by compute
+    on another machine (which sees its own files, not ours) are left as they are.
+    """
+    if not path.strip() or is_remote(path) or not sees_local_files(spark) or Path(path).is_absolute():
+        return path
+    return str(Path(path).absolute())
+
+
 def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfig) -> dict[str, list[str]]:
     """Find the raw files of each dataset under ``input_path`` by the file-name patterns in conf/.
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from ecom_lakehouse.errors import EcomError
-from ecom_lakehouse.io import arrivals
+from ecom_lakehouse.io import arrivals, sources
 from ecom_lakehouse.io.tables import Lakehouse
 from ecom_lakehouse.quality.counts import rule_counts
 from ecom_lakehouse.quality.reconcile import reconcile
@@ -141,6 +141,7 @@ def start_run(
     under ``checkpoint_location`` (default: the local lakehouse's ``_checkpoints``), in the generation the previous run
     used, or a new one on a full refresh.
     """
+    input_path = sources.shared_path(lakehouse.spark, input_path) if input_path else input_path
     run = PipelineRun(lakehouse, run_id or new_run_id(), input_path, full_refresh)
     log.info("run %s: input %s%s", run.run_id, input_path, " (full refresh)" if full_refresh else "")
     lakehouse.ensure_schemas()
@@ -150,7 +151,8 @@ def start_run(
     if run.previous_finished:
         run.base_versions = dict(previous.get("versions") or previous.get("base_versions") or {})
     generation = run.run_id if full_refresh else ((previous or {}).get("checkpoint") or "/initial").rsplit("/", 1)[-1]
-    location = (checkpoint_location or "").strip() or arrivals.default_location(lakehouse)
+    location = sources.shared_path(lakehouse.spark, (checkpoint_location or "").strip())
+    location = location or arrivals.default_location(lakehouse)
     run.checkpoint = arrivals.checkpoint(lakehouse, location, generation) if location else None
     run.record(history.RUNNING)
     return run
