@@ -12,7 +12,8 @@ from ecom_lakehouse.config import load_config
 from ecom_lakehouse.errors import SourceError
 from ecom_lakehouse.io.sources import CUSTOMER_FIELDS
 from ecom_lakehouse.io.tables import Lakehouse
-from ecom_lakehouse.run.lifecycle import PipelineRun, run_pipeline
+from ecom_lakehouse.run.lifecycle import run_pipeline
+from ecom_lakehouse.run.state import PipelineRun
 from ecom_lakehouse.run.steps import ingest_bronze
 from tests.helpers import customer, order, product, write_customers, write_orders_array, write_products
 

@@ -15,7 +15,8 @@ from ecom_lakehouse.config import load_config
 from ecom_lakehouse.io.tables import Lakehouse
 from ecom_lakehouse.run import steps
 from ecom_lakehouse.run.history import latest_run
-from ecom_lakehouse.run.lifecycle import PipelineRun, run_pipeline
+from ecom_lakehouse.run.lifecycle import run_pipeline
+from ecom_lakehouse.run.state import PipelineRun
 from ecom_lakehouse.tools.generate import generate_dataset
 
 SCHEMAS = {f"{layer}_schema": f"eq_{layer}" for layer in ("bronze", "silver", "gold")}

@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -30,14 +29,12 @@ from ecom_lakehouse.errors import SourceError
 from ecom_lakehouse.io import arrivals, sources
 from ecom_lakehouse.io.tables import Lakehouse, cached
 from ecom_lakehouse.quality.expectations import filter_quarantined
+from ecom_lakehouse.run.state import PipelineRun
 from ecom_lakehouse.silver import incremental, to_quarantine
 from ecom_lakehouse.silver.customers import build_customers, checked_customers
 from ecom_lakehouse.silver.orders import build_orders_enriched, checked_orders
 from ecom_lakehouse.silver.products import build_products, checked_products
 from ecom_lakehouse.spark import on_databricks
-
-if TYPE_CHECKING:
-    from ecom_lakehouse.run.lifecycle import PipelineRun
 
 log = logging.getLogger(__name__)
 
