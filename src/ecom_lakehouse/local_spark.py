@@ -130,7 +130,7 @@ def local_builder(
         .config("spark.databricks.delta.snapshotPartitions", "2")
         # Delta keeps every table's log and snapshot it opened for an hour (up to 10,000 tables): a long-lived server
         # opening new lakehouses grew by ~28 MiB of live heap per run on a 3-line input until it ran out of memory;
-        # capped, the live heap stays near 300 MiB. An evicted table's log is read again when next used.
+        # capped, the live heap stays below 400 MiB. An evicted table's log is read again when next used.
         .config("spark.databricks.delta.delta.log.cacheSize", "64")
         # Delta 4.4.0's SQL parser extension does not hand named parameters (spark.sql(q, args=...), the notebooks'
         # :catalog markers) to Spark 4.1's parameter pre-parser: every :name stays unbound. Spark's earlier binding
