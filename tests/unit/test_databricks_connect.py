@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,15 @@ def test_a_catalog_is_only_for_remote_compute(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(spark_module.REMOTE_ENV, raising=False)
     assert main(["sql", "SELECT 1", "--lakehouse", str(tmp_path), "--catalog", "main"]) == 2
     assert "a local lakehouse's catalog is spark_catalog" in capsys.readouterr().err
+
+
+def test_a_relative_local_path_reaches_the_server_absolute_and_a_remote_computes_path_as_given(databricks_connect):
+    local = object()  # a session of the local server or JVM: it sees this machine's files
+    here = str(Path.cwd())
+    assert sources.shared_path(local, "export") == f"{here}/export"
+    assert sources.shared_path(local, "file:export") == f"{here}/export"
+    assert sources.shared_path(local, "file:/data/export") == "file:/data/export"
+    assert sources.shared_path(local, "/data/export") == "/data/export"
+    assert sources.shared_path(local, "s3://bucket/raw/") == "s3://bucket/raw/"
+    remote = spark_module.get_spark()  # Databricks Connect: the workspace's files, relative to nothing of ours
+    assert sources.shared_path(remote, "export") == "export"

@@ -60,9 +60,10 @@ def shared_path(spark: SparkSession, path: str) -> str:
     orders stream, anything Spark lists) would name another folder. URIs, absolute paths and paths read by compute
     on another machine (which sees its own files, not ours) are left as they are.
     """
-    if not path.strip() or is_remote(path) or not sees_local_files(spark) or Path(path).is_absolute():
+    local = path.removeprefix("file:")
+    if not path.strip() or is_remote(path) or not sees_local_files(spark) or Path(local).is_absolute():
         return path
-    return str(Path(path).absolute())
+    return str(Path(local).absolute())
 
 
 def discover_sources(spark: SparkSession, input_path: str, config: PipelineConfig) -> dict[str, list[str]]:
