@@ -83,3 +83,20 @@ def test_a_server_serves_only_commands_it_fits(monkeypatch):
     assert not server.compatible(server.ServerState(1, 1, 1, "4.1.4", "0.1.0", plain, 0.0, 1800.0, "log"), with_s3)
     monkeypatch.setattr(server, "_package_version", lambda: "0.2.0")
     assert not server.compatible(state, plain)  # another version of the package: replaced
+
+
+def test_a_lost_connection_is_explained_by_the_local_server_only_when_the_command_used_it(home, monkeypatch):
+    import pyspark.sql.connect  # noqa: F401  (a Spark Connect client was in use)
+
+    from ecom_lakehouse.tools.cli import _server_failure_hint
+
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.delenv("ECOM_SPARK_MODE", raising=False)
+    lost = ConnectionError("<_MultiThreadedRendezvous of RPC: status = StatusCode.UNAVAILABLE>")
+    assert "the local Spark server is gone" in _server_failure_hint(lost, 0.0, None)
+    assert _server_failure_hint(lost, 0.0, "sc://127.0.0.1:15002") is None  # another endpoint failed, not ours
+    monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:15002")
+    assert _server_failure_hint(lost, 0.0, None) is None
+    monkeypatch.delenv("SPARK_REMOTE")
+    monkeypatch.setenv("ECOM_SPARK_MODE", "databricks")
+    assert _server_failure_hint(lost, 0.0, None) is None

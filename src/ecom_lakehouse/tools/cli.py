@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ecom: error: {exc}", file=sys.stderr)
             return 2
         except Exception as exc:  # one line for the user; the traceback with -v would be noise for expected failures
-            hint = _server_failure_hint(exc, started)
+            hint = _server_failure_hint(exc, started, getattr(args, "remote", None))
             if hint is not None:
                 print(f"ecom: error: lost the Spark server ({_grpc_status(exc)}): {hint}", file=sys.stderr)
                 return 1
@@ -319,13 +319,23 @@ def _grpc_status(exc: Exception) -> str:
     return found.group(1) if found else exc.__class__.__name__
 
 
-def _server_failure_hint(exc: Exception, since: float) -> str | None:
-    """Why the warm server went away, when the command failed because it did (the server's own record of it)."""
-    if "pyspark.sql.connect" not in sys.modules or os.environ.get("SPARK_REMOTE"):
+def _server_failure_hint(exc: Exception, since: float, remote: str | None) -> str | None:
+    """Why the warm server went away, when the command failed because it did (the server's own record of it).
+
+    Only for a command on the local server: a failing ``--remote`` endpoint or Databricks Connect is not ours to
+    explain."""
+    if "pyspark.sql.connect" not in sys.modules:
         return None
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 
     from ecom_lakehouse import server
+    from ecom_lakehouse.spark import CONNECT, remote_url, spark_mode
+
+    try:
+        if remote_url(remote) or spark_mode() != CONNECT:
+            return None
+    except ValueError:  # an unusable endpoint or mode: the command's own error says so
+        return None
 
     if not isinstance(exc, SparkConnectGrpcException | ConnectionError) and "UNAVAILABLE" not in str(exc):
         return None
