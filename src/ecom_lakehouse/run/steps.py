@@ -119,8 +119,8 @@ def concurrently(*work: Callable[[], object]) -> list[object]:
     Writes of different tables are independent; on a small input most of each one is waiting on the driver
     (planning, the Delta commit, the log), which overlaps even on two cores.
     """
-    if len(work) == 1:
-        return [work[0]()]
+    if len(work) <= 1:
+        return [step() for step in work]
     with ThreadPoolExecutor(max_workers=len(work)) as pool:
         futures = [pool.submit(step) for step in work]
     for future in futures:

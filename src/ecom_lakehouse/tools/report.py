@@ -3,7 +3,6 @@ queries) and renders its results as a table, CSV or JSON."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -11,6 +10,7 @@ from pyspark.sql import SparkSession
 from ecom_lakehouse.config import PipelineConfig
 from ecom_lakehouse.errors import EcomError
 from ecom_lakehouse.fields import REPORT_NAMES
+from ecom_lakehouse.run.steps import concurrently
 from ecom_lakehouse.tools.notebook import parse_notebook, run_notebook, split_statements
 from ecom_lakehouse.tools.render import RENDERERS, Rows, render_csv, render_json, render_table
 
@@ -70,7 +70,7 @@ def run_report(spark: SparkSession, config: PipelineConfig) -> dict[str, Rows]:
     _titled_queries()  # every report name has its cell
     run = run_notebook(spark, report_notebook(), _params(config))
     titled = [r for r in run.results if r.title in REPORT_NAMES]
-    with ThreadPoolExecutor(max_workers=len(titled) or 1) as pool:  # four small queries: their waits overlap
-        rows = list(pool.map(lambda r: [row.asDict() for row in r.df.collect()], titled))
+    # four small queries at once: their waits on the driver overlap
+    rows = concurrently(*(lambda r=r: [row.asDict() for row in r.df.collect()] for r in titled))
     results = {r.title: result for r, result in zip(titled, rows, strict=True)}
     return {name: results[name] for name in REPORT_NAMES}
